@@ -1,0 +1,138 @@
+"""Typed component specs: what a plugin registers, and what the registry can tell without building anything.
+
+A spec is cheap: its factory is a ``"module:attr"`` string (or a callable) that is imported only when
+the component is built, so ``harness list`` never imports torch.
+"""
+from __future__ import annotations
+
+import dataclasses
+import importlib
+from dataclasses import dataclass, field
+from enum import Enum
+from typing import Any, Callable, Mapping
+
+
+class Kind(str, Enum):
+    """The component kinds; each has one registrar hook and one Hydra config group."""
+
+    ENCODER = "encoder"
+    DECODER = "decoder"
+    COMPRESSOR = "compressor"
+    DATASET = "dataset"
+    PROTOCOL = "protocol"
+
+    def __str__(self) -> str:
+        return self.value
+
+
+# Input modalities a dataset provides and an encoder consumes (sample keys, see harness.data).
+MODALITIES = ("points", "image", "voxels", "video")
+# Encoding kinds an encoder produces and a decoder consumes.
+ENCODING_KINDS = ("global", "points", "grid")
+# Decoder tasks, and the dataset target each one trains on.
+TASK_TARGETS = {
+    "occupancy": "occupancy",
+    "udf": "udf",
+    "segmentation": "part",
+    "semantic": "semantic",
+    "classification": "label",
+    "context": None,
+}
+
+
+@dataclass(frozen=True)
+class EncoderCaps:
+    consumes: str  # one of MODALITIES
+    produces: str  # one of ENCODING_KINDS
+
+
+@dataclass(frozen=True)
+class DecoderCaps:
+    consumes: tuple[str, ...]  # encoding kinds it accepts
+    task: str  # one of TASK_TARGETS
+
+
+@dataclass(frozen=True)
+class DatasetCaps:
+    modalities: tuple[str, ...]
+    targets: tuple[str, ...]  # e.g. occupancy, udf, part, semantic, label
+    synthetic: bool = False  # embedded procedural data, run by ``harness bench``
+    # published datasets whose reference rows (../shared/reference, column ``dataset``) this one stands beside
+    reference_datasets: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class CompressorCaps:
+    layer_types: tuple[str, ...]  # e.g. Conv1d, Conv2d, Conv3d, Linear
+
+
+@dataclass(frozen=True)
+class ProtocolCaps:
+    roles: tuple[str, ...]  # component kinds it needs, e.g. ("dataset", "encoder", "decoder")
+    tasks: tuple[str, ...] = ()  # decoder tasks it accepts (empty: no decoder role)
+    # published tables (CSV stems in ../shared/reference) shown beside its leaderboard, and the
+    # published metric name -> this protocol's metric name
+    reference_tables: tuple[str, ...] = ()
+    reference_metrics: Mapping[str, str] = field(default_factory=dict)
+
+
+Capabilities = EncoderCaps | DecoderCaps | DatasetCaps | CompressorCaps | ProtocolCaps
+
+CAPS_BY_KIND: dict[Kind, type] = {
+    Kind.ENCODER: EncoderCaps,
+    Kind.DECODER: DecoderCaps,
+    Kind.DATASET: DatasetCaps,
+    Kind.COMPRESSOR: CompressorCaps,
+    Kind.PROTOCOL: ProtocolCaps,
+}
+
+
+@dataclass(frozen=True)
+class ComponentSpec:
+    """One registered component.
+
+    ``config`` is a dataclass whose defaults are the paper's sizes; ``profiles`` maps a profile name
+    (``smoke``, ``quick``) to overrides of those fields, applied before the user's own overrides.
+    """
+
+    kind: Kind
+    name: str
+    factory: str | Callable[..., Any]
+    config: type
+    capabilities: Capabilities
+    version: str = "0"
+    citation: str = ""
+    description: str = ""
+    profiles: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
+    plugin: str = ""  # the plugin that registered it, filled in by the registry
+
+    def __post_init__(self) -> None:
+        kind = Kind(self.kind)
+        object.__setattr__(self, "kind", kind)
+        if not self.name.isidentifier():
+            raise ValueError(f"{kind} name {self.name!r} must be a Python identifier (it becomes a config option)")
+        if not dataclasses.is_dataclass(self.config):
+            raise TypeError(f"{kind} {self.name!r}: config must be a dataclass, got {self.config!r}")
+        expected = CAPS_BY_KIND[kind]
+        if not isinstance(self.capabilities, expected):
+            raise TypeError(f"{kind} {self.name!r}: capabilities must be {expected.__name__}, "
+                            f"got {type(self.capabilities).__name__}")
+        fields = {f.name for f in dataclasses.fields(self.config)}
+        for profile, overrides in self.profiles.items():
+            unknown = sorted(set(overrides) - fields)
+            if unknown:
+                raise ValueError(f"{kind} {self.name!r}: profile {profile!r} overrides unknown config "
+                                 f"field(s) {unknown}; fields are {sorted(fields)}")
+
+    def load(self) -> Callable[..., Any]:
+        """Import the factory (lazily, on first build)."""
+        if callable(self.factory):
+            return self.factory
+        module, _, attr = self.factory.partition(":")
+        obj: Any = importlib.import_module(module)
+        for part in attr.split("."):
+            obj = getattr(obj, part)
+        return obj
+
+    def build(self, *args: Any, **kwargs: Any) -> Any:
+        return self.load()(*args, **kwargs)
