@@ -1,0 +1,82 @@
+"""Torch implementation of the Occupancy Networks conditional-batch-norm decoder (DecoderCBatchNorm)."""
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from harness.data import DatasetInfo
+from harness.encoding import EncodingInfo
+
+from . import SPEC, OccupancyConfig
+
+
+class CBatchNorm1d(nn.Module):
+    """Batch norm whose scale and shift are predicted from the code; starts as plain (gamma 1, beta 0) batch norm."""
+
+    def __init__(self, code_dim: int, features: int) -> None:
+        super().__init__()
+        self.conv_gamma = nn.Conv1d(code_dim, features, 1)
+        self.conv_beta = nn.Conv1d(code_dim, features, 1)
+        self.bn = nn.BatchNorm1d(features, affine=False)
+        nn.init.zeros_(self.conv_gamma.weight)
+        nn.init.ones_(self.conv_gamma.bias)
+        nn.init.zeros_(self.conv_beta.weight)
+        nn.init.zeros_(self.conv_beta.bias)
+
+    def forward(self, x: torch.Tensor, code: torch.Tensor) -> torch.Tensor:
+        """x [B, F, M], code [B, D] -> [B, F, M]."""
+        code = code.unsqueeze(2)
+        return self.conv_gamma(code) * self.bn(x) + self.conv_beta(code)
+
+
+class CResnetBlockConv1d(nn.Module):
+    """Conditional residual block; the second conv starts at zero so the code enters only through training."""
+
+    def __init__(self, code_dim: int, features: int) -> None:
+        super().__init__()
+        self.bn_0 = CBatchNorm1d(code_dim, features)
+        self.bn_1 = CBatchNorm1d(code_dim, features)
+        self.fc_0 = nn.Conv1d(features, features, 1)
+        self.fc_1 = nn.Conv1d(features, features, 1)
+        self.actvn = nn.ReLU()
+        nn.init.zeros_(self.fc_1.weight)
+
+    def forward(self, x: torch.Tensor, code: torch.Tensor) -> torch.Tensor:
+        net = self.fc_0(self.actvn(self.bn_0(x, code)))
+        dx = self.fc_1(self.actvn(self.bn_1(net, code)))
+        return x + dx
+
+
+class CBNDecoder(nn.Module):
+    """(query [B, M, 3], code [B, D]) -> logits [B, M] when ``outputs`` is 1, else [B, M, outputs].
+
+    Shared by per-point heads with several outputs (e.g. part segmentation), which only change ``outputs``.
+    """
+
+    def __init__(self, code_dim: int, hidden: int = 256, blocks: int = 5, outputs: int = 1, dim: int = 3) -> None:
+        super().__init__()
+        self.outputs = outputs
+        self.fc_p = nn.Conv1d(dim, hidden, 1)
+        self.blocks = nn.ModuleList(CResnetBlockConv1d(code_dim, hidden) for _ in range(blocks))
+        self.bn = CBatchNorm1d(code_dim, hidden)
+        self.fc_out = nn.Conv1d(hidden, outputs, 1)
+        self.actvn = nn.ReLU()
+
+    def forward(self, query: torch.Tensor, code: torch.Tensor) -> torch.Tensor:
+        net = self.fc_p(query.transpose(1, 2))
+        for block in self.blocks:
+            net = block(net, code)
+        out = self.fc_out(self.actvn(self.bn(net, code)))  # [B, outputs, M]
+        return out.squeeze(1) if self.outputs == 1 else out.transpose(1, 2)
+
+
+def check_encoding(encoding: EncodingInfo, name: str, accepted: tuple[str, ...]) -> None:
+    """A clear error when a decoder is paired with an encoding kind it cannot condition on."""
+    if encoding.kind not in accepted:
+        raise ValueError(f"decoder {name!r} got a {encoding.kind!r} encoding; it accepts {list(accepted)}")
+
+
+def build(config: OccupancyConfig, encoding: EncodingInfo, info: DatasetInfo) -> CBNDecoder:
+    """Decoder factory: sizes the conditioning layers from the encoder's code width."""
+    check_encoding(encoding, SPEC.name, SPEC.capabilities.consumes)
+    return CBNDecoder(encoding.dim, hidden=config.hidden, blocks=config.blocks)

@@ -1,0 +1,34 @@
+"""ResNet-PointNet encoder of Occupancy Networks: a point cloud [B, N, 3] to a global code [B, c].
+
+Kept torch-free so that listing components stays fast; the network lives in ``model.py``.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from harness.specs import ComponentSpec, EncoderCaps, Kind
+
+
+@dataclass
+class PointNetConfig:
+    """Defaults are the paper's sizes (ONet point-cloud completion: hidden 512, code 512)."""
+
+    hidden: int = 512  # width h of the residual blocks (the first linear maps 3 -> 2h)
+    code_size: int = 512  # size c of the global code
+
+
+SPEC = ComponentSpec(
+    kind=Kind.ENCODER,
+    name="pointnet",
+    factory="harness_plugins.encoders.pointnet.model:build",
+    config=PointNetConfig,
+    capabilities=EncoderCaps(consumes="points", produces="global"),
+    version="1",
+    citation=('Mescheder et al., "Occupancy Networks: Learning 3D Reconstruction in Function Space", '
+              "CVPR 2019"),
+    description="ResNet-PointNet: five residual FC blocks with max-pool feature concatenation, to a global code.",
+    profiles={
+        "smoke": {"hidden": 16, "code_size": 16},
+        "quick": {"hidden": 128, "code_size": 128},
+    },
+)
