@@ -1,0 +1,1 @@
+"""Builtin compressors (entry point ``builtin_compressors``); none are registered yet."""

@@ -1,0 +1,9 @@
+"""Builtin decoders (entry point ``builtin_decoders``)."""
+from harness.hooks import Register, hookimpl
+
+from . import occupancy
+
+
+@hookimpl
+def register_decoders(register: Register) -> None:
+    register(occupancy.SPEC)

@@ -1,0 +1,9 @@
+"""Builtin encoders (entry point ``builtin_encoders``)."""
+from harness.hooks import Register, hookimpl
+
+from . import pointnet
+
+
+@hookimpl
+def register_encoders(register: Register) -> None:
+    register(pointnet.SPEC)

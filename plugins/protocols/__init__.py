@@ -1,0 +1,9 @@
+"""Builtin protocols (entry point ``builtin_protocols``)."""
+from harness.hooks import Register, hookimpl
+
+from . import reconstruction
+
+
+@hookimpl
+def register_protocols(register: Register) -> None:
+    register(reconstruction.SPEC)

@@ -1,0 +1,159 @@
+"""One run: resolve components, check them, compute the identity, execute the protocol, record the outcome.
+
+A run exists in the store from the moment its identity is known (after the dataset is opened, since
+the identity includes the dataset fingerprint). From then on nothing is lost: a success stores its
+metrics in one transaction, an exception is stored as ``failed`` with its reason, and Ctrl-C or
+SIGTERM as ``interrupted``; a rerun of the same identity resumes from the run's last checkpoint.
+"""
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import logging
+import signal
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Iterator
+
+from omegaconf import DictConfig, OmegaConf
+
+import harness
+from harness import compat
+from harness.config import ROLES, component_config, identity_config
+from harness.data import Dataset
+from harness.environment import environment
+from harness.registry import Registry
+from harness.specs import ComponentSpec, Kind
+from harness.store import Metric, RunRecord, Store
+
+log = logging.getLogger(__name__)
+
+
+class Interrupted(KeyboardInterrupt):
+    """SIGTERM, turned into an exception so the run is recorded as interrupted."""
+
+
+class RunFailed(RuntimeError):
+    """The protocol raised; the run is recorded as failed with this message."""
+
+
+@dataclass
+class RunContext:
+    """What a protocol gets: its components (built on demand), the dataset, the device and a run folder."""
+
+    cfg: DictConfig
+    specs: dict[str, ComponentSpec]
+    dataset: Dataset
+    device: Any  # torch.device
+    run_dir: Path
+    seed: int
+
+    def config(self, role: str) -> Any:
+        return component_config(self.cfg, self.specs[role])
+
+    def build(self, role: str, *args: Any, **kwargs: Any) -> Any:
+        """Build the component chosen for ``role`` from its spec and config."""
+        spec = self.specs[role]
+        return spec.build(self.config(role), *args, **kwargs)
+
+
+@dataclass
+class RunOutcome:
+    status: str  # succeeded | skipped | failed | interrupted
+    identity: str
+    run_id: int | None = None
+    metrics: list[Metric] = field(default_factory=list)
+    error: str = ""
+
+
+def resolve_specs(cfg: DictConfig, registry: Registry) -> dict[str, ComponentSpec]:
+    """role -> spec for every chosen component (unknown names raise with near matches)."""
+    specs = {}
+    for kind in ROLES + (Kind.COMPRESSOR,):
+        node = cfg.get(kind.value)
+        if node is not None:
+            specs[kind.value] = registry.get(kind, node.name)
+    return specs
+
+
+def method_label(specs: dict[str, ComponentSpec]) -> str:
+    """How a combination reads in a leaderboard row: its components in model order."""
+    return " + ".join(specs[role].name for role in ("encoder", "decoder", "compressor") if role in specs)
+
+
+def run_identity(cfg: DictConfig, specs: dict[str, ComponentSpec], fingerprint: str) -> str:
+    payload = {
+        "config": identity_config(cfg),
+        "components": {role: [spec.name, spec.version] for role, spec in sorted(specs.items())},
+        "dataset_fingerprint": fingerprint,
+        "harness": harness.__version__,
+    }
+    return hashlib.sha256(json.dumps(payload, sort_keys=True, default=str).encode()).hexdigest()
+
+
+@contextlib.contextmanager
+def _sigterm_as_interrupt() -> Iterator[None]:
+    def handler(signum: int, frame: Any) -> None:
+        raise Interrupted(f"signal {signal.Signals(signum).name}")
+
+    try:
+        previous = signal.signal(signal.SIGTERM, handler)
+    except ValueError:  # not the main thread: leave signals alone
+        yield
+        return
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+def execute(cfg: DictConfig, registry: Registry) -> RunOutcome:
+    """Run one configured combination and record it; raises RunFailed / KeyboardInterrupt after recording."""
+    from harness.training import resolve_device, seed_everything
+
+    specs = resolve_specs(cfg, registry)
+    protocol_spec = specs.pop("protocol")
+    compat.check(protocol_spec, specs)
+    specs["protocol"] = protocol_spec
+    device = resolve_device(cfg.device)
+    seed_everything(cfg.seed)
+    dataset = specs["dataset"].build(component_config(cfg, specs["dataset"]), cache_dir=Path(cfg.paths.cache))
+
+    identity = run_identity(cfg, specs, dataset.info.fingerprint)
+    run_dir = Path(cfg.paths.runs) / identity[:16]
+    record = RunRecord(
+        identity=identity, protocol=protocol_spec.name, dataset=dataset.info.name, method=method_label(specs),
+        components={role: {"name": spec.name, "version": spec.version} for role, spec in sorted(specs.items())},
+        profile=cfg.profile.name, dataset_fingerprint=dataset.info.fingerprint,
+        config=OmegaConf.to_container(cfg, resolve=True), seed=cfg.seed, environment=environment(str(device)),
+        run_dir=str(run_dir),
+    )
+    store = Store(cfg.store.url)
+    run_id = store.start(record, force=cfg.force)
+    if run_id is None:
+        log.info("skipped %s (%s): identity %s already succeeded; force=true reruns it",
+                 record.method, record.protocol, identity[:12])
+        return RunOutcome("skipped", identity)
+
+    run_dir.mkdir(parents=True, exist_ok=True)
+    (run_dir / "config.yaml").write_text(OmegaConf.to_yaml(cfg, resolve=True))
+    log.info("run %d: %s on %s, protocol %s, seed %d -> %s", run_id, record.method, record.dataset,
+             record.protocol, cfg.seed, run_dir)
+    started = time.perf_counter()
+    with _sigterm_as_interrupt():
+        try:
+            protocol = protocol_spec.build(component_config(cfg, protocol_spec))
+            context = RunContext(cfg=cfg, specs=specs, dataset=dataset, device=device, run_dir=run_dir, seed=cfg.seed)
+            metrics = protocol.run(context)
+        except KeyboardInterrupt as exc:
+            store.fail(run_id, f"interrupted: {exc or 'KeyboardInterrupt'}", interrupted=True)
+            raise
+        except Exception as exc:
+            error = f"{type(exc).__name__}: {exc}"
+            store.fail(run_id, error)
+            raise RunFailed(f"run {run_id} ({record.method} on {record.dataset}, protocol {record.protocol}) "
+                            f"failed: {error}") from exc
+    store.succeed(run_id, metrics, wall_time_s=time.perf_counter() - started)
+    return RunOutcome("succeeded", identity, run_id, metrics)

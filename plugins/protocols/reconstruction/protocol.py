@@ -1,0 +1,165 @@
+"""The reconstruction protocol: train on query occupancies, select on validation IoU, score extracted meshes."""
+from __future__ import annotations
+
+import logging
+import shutil
+from pathlib import Path
+
+import numpy as np
+import torch
+import trimesh
+from torch import nn
+from torch.nn import functional as F
+
+from harness.data import INDEX, LABEL, NORMALS, OCCUPANCY, QUERY, SURFACE
+from harness.geometry.extraction import extract_mesh
+from harness.metrics.directions import metric
+from harness.metrics.reconstruction import mean_over_classes, mesh_metrics, volumetric_iou
+from harness.progress import progress
+from harness.runner import RunContext
+from harness.store import Metric
+from harness.training import check_finite, cycle, load_checkpoint, make_loader, save_checkpoint, to_device
+
+from . import ReconstructionConfig
+
+log = logging.getLogger(__name__)
+
+# Uniform evaluation points and their occupancy (val/test items), for volumetric IoU.
+IOU_QUERY, IOU_OCCUPANCY = "iou_query", "iou_occupancy"
+
+
+class OccupancyNetwork(nn.Module):
+    """Encoder + occupancy decoder: (input, query points) -> occupancy logits."""
+
+    def __init__(self, encoder: nn.Module, decoder: nn.Module, input_key: str) -> None:
+        super().__init__()
+        self.encoder, self.decoder, self.input_key = encoder, decoder, input_key
+
+    def encode(self, batch: dict) -> torch.Tensor:
+        return self.encoder(batch[self.input_key])
+
+    def forward(self, batch: dict, query: torch.Tensor) -> torch.Tensor:
+        return self.decoder(query, self.encode(batch))
+
+    @torch.no_grad()
+    def probabilities(self, code: torch.Tensor, query: torch.Tensor, chunk: int = 100_000) -> torch.Tensor:
+        """Occupancy probabilities of many points for one encoded batch, in chunks to bound memory."""
+        return torch.cat([torch.sigmoid(self.decoder(part, code)) for part in query.split(chunk, dim=1)], dim=1)
+
+
+class ReconstructionProtocol:
+    def __init__(self, config: ReconstructionConfig) -> None:
+        self.config = config
+
+    def run(self, ctx: RunContext) -> list[Metric]:
+        cfg = self.config
+        encoder = ctx.build("encoder", ctx.dataset.info)
+        decoder = ctx.build("decoder", encoder.encoding, ctx.dataset.info)
+        model = OccupancyNetwork(encoder, decoder, ctx.specs["encoder"].capabilities.consumes).to(ctx.device)
+        best_val = self.train(model, ctx)
+        model.load_state_dict(load_checkpoint(ctx.run_dir / "best.pt", ctx.device)["model"])
+        metrics = [metric("val", "iou", best_val)]
+        metrics += self.test(model, ctx)
+        metrics.append(metric("test", "parameters", float(sum(p.numel() for p in model.parameters()))))
+        return metrics
+
+    # ----- training ------------------------------------------------------------------------------
+    def train(self, model: OccupancyNetwork, ctx: RunContext) -> float:
+        """Adam on summed-over-points BCE; returns the best validation IoU (its weights are in best.pt)."""
+        cfg = self.config
+        optimizer = torch.optim.Adam(model.parameters(), lr=cfg.lr)
+        step, best_val = 0, -1.0
+        state = self._resume(ctx.run_dir / "last.pt", ctx.device)
+        if state is not None:
+            model.load_state_dict(state["model"])
+            optimizer.load_state_dict(state["optimizer"])
+            step, best_val = int(state["step"]), float(state["best_val"])
+            log.info("resumed at step %d (best validation IoU %.4f)", step, best_val)
+        loader = make_loader(ctx.dataset.split("train"), cfg.batch_size, shuffle=True, seed=ctx.seed + step,
+                             workers=cfg.workers, drop_last=len(ctx.dataset.split("train")) > cfg.batch_size)
+        batches = cycle(loader)
+        bar = progress(range(step, cfg.steps), desc="train", total=cfg.steps - step)
+        for step in bar:
+            model.train()
+            batch = to_device(next(batches), ctx.device)
+            logits = model(batch, batch[QUERY])
+            loss = F.binary_cross_entropy_with_logits(logits, batch[OCCUPANCY], reduction="none").sum(-1).mean()
+            check_finite(loss, step)
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            optimizer.step()
+            done = step + 1
+            if done % cfg.validate_every == 0 or done == cfg.steps:
+                val = self.mean_iou(model, ctx, "val")
+                if val > best_val:
+                    best_val = val
+                    save_checkpoint(ctx.run_dir / "best.pt", {"model": model.state_dict(), "step": done})
+                log.info("step %d: loss %.3f, validation IoU %.4f (best %.4f)", done, loss.item(), val, best_val)
+            if done % cfg.checkpoint_every == 0 or done == cfg.steps:
+                save_checkpoint(ctx.run_dir / "last.pt", {"model": model.state_dict(), "step": done,
+                                                          "optimizer": optimizer.state_dict(), "best_val": best_val})
+        return best_val
+
+    @staticmethod
+    def _resume(path: Path, device: torch.device) -> dict | None:
+        """The last checkpoint, or None; a corrupted one is set aside (never silently trusted) and training restarts."""
+        if not path.exists():
+            return None
+        try:
+            return load_checkpoint(path, device)
+        except RuntimeError as exc:
+            shutil.move(path, path.with_suffix(".corrupt"))
+            log.warning("%s; set aside as %s, training starts afresh", exc, path.with_suffix(".corrupt").name)
+            return None
+
+    # ----- evaluation ----------------------------------------------------------------------------
+    def _eval_items(self, ctx: RunContext, split: str) -> list[int]:
+        count = len(ctx.dataset.split(split))
+        limit = self.config.max_eval_shapes
+        return list(range(min(count, limit) if limit else count))
+
+    @torch.no_grad()
+    def shape_iou(self, model: OccupancyNetwork, item: dict, device: torch.device) -> float:
+        batch = to_device({k: v.unsqueeze(0) for k, v in item.items() if torch.is_tensor(v)}, device)
+        probs = model.probabilities(model.encode(batch), batch[IOU_QUERY])[0]
+        return volumetric_iou(probs.cpu().numpy(), item[IOU_OCCUPANCY].numpy(), threshold=self.config.iou_threshold)
+
+    def mean_iou(self, model: OccupancyNetwork, ctx: RunContext, split: str) -> float:
+        model.eval()
+        data = ctx.dataset.split(split)
+        return float(np.mean([self.shape_iou(model, data[i], ctx.device) for i in self._eval_items(ctx, split)]))
+
+    @torch.no_grad()
+    def test(self, model: OccupancyNetwork, ctx: RunContext) -> list[Metric]:
+        """Per shape: volumetric IoU and mesh metrics of the MISE mesh; then per-class and class-mean figures."""
+        cfg = self.config
+        model.eval()
+        data = ctx.dataset.split("test")
+        mesh_dir = ctx.run_dir / "meshes"
+        rng = np.random.default_rng(ctx.seed)
+        per_shape, classes = [], []
+        for n, i in enumerate(progress(self._eval_items(ctx, "test"), desc="test")):
+            item = data[i]
+            batch = to_device({k: v.unsqueeze(0) for k, v in item.items() if torch.is_tensor(v)}, ctx.device)
+            code = model.encode(batch)
+
+            def occupancy(points: np.ndarray) -> np.ndarray:
+                query = torch.from_numpy(points).to(ctx.device).unsqueeze(0)
+                return model.probabilities(code, query)[0].cpu().numpy()
+
+            vertices, faces = extract_mesh(occupancy, threshold=cfg.threshold, resolution0=cfg.resolution0,
+                                           upsampling_steps=cfg.upsampling_steps)
+            scores = mesh_metrics(vertices, faces, item[SURFACE].numpy(), item[NORMALS].numpy(),
+                                  n_points=cfg.eval_points, rng=rng, fscore_thresholds=(cfg.fscore_threshold,))
+            scores["iou"] = self.shape_iou(model, item, ctx.device)
+            class_name = ctx.dataset.info.classes[int(item[LABEL])]
+            per_shape.append(scores)
+            classes.append(class_name)
+            if n < cfg.meshes_saved and len(faces):
+                mesh_dir.mkdir(parents=True, exist_ok=True)
+                trimesh.Trimesh(vertices, faces, process=False).export(mesh_dir / f"{class_name}_{int(item[INDEX])}.off")
+        by_class, mean = mean_over_classes(per_shape, classes)
+        metrics = [metric("test", name, value) for name, value in mean.items()]
+        metrics += [metric("test", name, value, class_name=c) for c, values in by_class.items()
+                    for name, value in values.items()]
+        return metrics
