@@ -52,7 +52,6 @@ class ReconstructionProtocol:
         self.config = config
 
     def run(self, ctx: RunContext) -> list[Metric]:
-        cfg = self.config
         encoder = ctx.build("encoder", ctx.dataset.info)
         decoder = ctx.build("decoder", encoder.encoding, ctx.dataset.info)
         model = OccupancyNetwork(encoder, decoder, ctx.specs["encoder"].capabilities.consumes).to(ctx.device)
