@@ -1,0 +1,325 @@
+"""The results store: every run's identity, status, environment and metrics, in one SQL database.
+
+SQLite (WAL mode) is the default; any SQLAlchemy URL works, PostgreSQL for many machines.
+
+Status life cycle: ``running`` -> ``succeeded`` | ``failed`` | ``interrupted``; a ``succeeded`` row
+becomes ``superseded`` when a forced rerun of the same identity succeeds. History is never deleted,
+and a partial unique index on ``(identity, status) WHERE status IN ('running', 'succeeded')`` makes
+the database itself guarantee at most one running and at most one current result per identity: the
+leaderboard's "latest succeeded run per identity" is simply ``status = 'succeeded'``. A forced rerun
+that fails leaves the previous result in place.
+
+Concurrency: ``start`` reads and claims an identity in one transaction. On SQLite every transaction
+is ``BEGIN IMMEDIATE`` (the writer lock is taken up front, with a busy timeout), so competing
+starters are serialised. On PostgreSQL the existing rows are read ``FOR UPDATE``, and two claims of
+a fresh identity collide on the unique index; the loser gets ``RunInProgress``.
+"""
+from __future__ import annotations
+
+import math
+import os
+import socket
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any, Mapping
+
+import pandas as pd
+from sqlalchemy import (JSON, Boolean, CheckConstraint, Column, DateTime, Float, ForeignKey, Index, Integer,
+                        MetaData, Select, String, Table, Text, UniqueConstraint, create_engine, event, insert, select,
+                        update)
+from sqlalchemy.engine import Connection, make_url
+from sqlalchemy.exc import ArgumentError, IntegrityError, SQLAlchemyError
+
+STATUSES = ("running", "succeeded", "failed", "interrupted", "superseded")
+# Statuses of which an identity may have at most one row at a time (enforced by a partial unique index).
+EXCLUSIVE_STATUSES = ("running", "succeeded")
+SQLITE_BUSY_TIMEOUT_MS = 60_000
+
+metadata = MetaData()
+
+runs_table = Table(
+    "runs", metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("identity", String(128), nullable=False, index=True),
+    Column("protocol", String(128), nullable=False),
+    Column("dataset", String(128), nullable=False),
+    Column("method", String(512), nullable=False),  # display label
+    Column("components", JSON, nullable=False),  # {role: {"name": ..., "version": ...}}
+    Column("profile", String(64), nullable=False),
+    Column("dataset_fingerprint", String(128), nullable=False),
+    Column("config", JSON, nullable=False),  # the resolved config
+    Column("seed", Integer, nullable=False),
+    Column("status", String(16), nullable=False),
+    Column("error", Text),
+    Column("started_at", DateTime(timezone=True), nullable=False),
+    Column("finished_at", DateTime(timezone=True)),
+    Column("wall_time_s", Float),
+    Column("environment", JSON, nullable=False),
+    Column("host", String(255), nullable=False),
+    Column("pid", Integer, nullable=False),
+    Column("run_dir", Text),
+    CheckConstraint("status IN (" + ", ".join(f"'{status}'" for status in STATUSES) + ")", name="ck_runs_status"),
+)
+_where_exclusive = runs_table.c.status.in_(EXCLUSIVE_STATUSES)
+Index("uq_runs_identity_exclusive", runs_table.c.identity, runs_table.c.status, unique=True,
+      sqlite_where=_where_exclusive, postgresql_where=_where_exclusive)
+
+metrics_table = Table(
+    "metrics", metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("run_id", Integer, ForeignKey("runs.id"), nullable=False, index=True),
+    Column("split", String(64), nullable=False),
+    Column("name", String(128), nullable=False),
+    Column("value", Float),  # NULL stands for NaN, which SQLite cannot store; read back as NaN
+    Column("higher_is_better", Boolean),
+    Column("class_name", String(255)),  # None: the overall (mean over classes) figure
+    UniqueConstraint("run_id", "split", "name", "class_name", name="uq_metrics_key"),
+)
+# SQL unique constraints treat NULLs as distinct, so the overall figures need their own index.
+_where_overall = metrics_table.c.class_name.is_(None)
+Index("uq_metrics_overall", metrics_table.c.run_id, metrics_table.c.split, metrics_table.c.name, unique=True,
+      sqlite_where=_where_overall, postgresql_where=_where_overall)
+
+
+class StoreError(RuntimeError):
+    """The store cannot be opened, or a write would break its invariants."""
+
+
+class RunInProgress(StoreError):
+    """Another live process is running the same identity."""
+
+
+@dataclass(frozen=True)
+class RunRecord:
+    """What a run is, recorded when it starts."""
+
+    identity: str
+    protocol: str
+    dataset: str
+    method: str
+    components: Mapping[str, Mapping[str, str]]
+    profile: str
+    dataset_fingerprint: str
+    config: Mapping[str, Any]
+    seed: int
+    environment: Mapping[str, Any]
+    run_dir: str | os.PathLike[str] | None
+
+
+@dataclass(frozen=True)
+class Metric:
+    """One figure of a finished run; ``class_name`` None is the overall (mean over classes) figure."""
+
+    split: str
+    name: str
+    value: float
+    higher_is_better: bool | None = None
+    class_name: str | None = None
+
+
+def _now() -> datetime:
+    return datetime.now(timezone.utc)
+
+
+def _storable(value: float) -> float | None:
+    number = float(value)
+    return None if math.isnan(number) else number
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # exists, owned by someone else
+        return True
+    return True
+
+
+def _sqlite_setup(engine: Any) -> None:
+    """WAL, a busy timeout, and BEGIN IMMEDIATE for every transaction.
+
+    pysqlite's own transaction handling is switched off (isolation_level None) so that SQLAlchemy's
+    ``begin`` event decides how a transaction starts; IMMEDIATE takes the write lock before the first
+    read, so a read-then-claim such as ``start`` cannot interleave with another process's.
+    """
+
+    @event.listens_for(engine, "connect")
+    def _connect(dbapi_connection: Any, _record: Any) -> None:
+        dbapi_connection.isolation_level = None
+        cursor = dbapi_connection.cursor()
+        cursor.execute(f"PRAGMA busy_timeout = {SQLITE_BUSY_TIMEOUT_MS}")
+        cursor.execute("PRAGMA journal_mode = WAL")
+        cursor.execute("PRAGMA foreign_keys = ON")
+        cursor.close()
+
+    @event.listens_for(engine, "begin")
+    def _begin(connection: Connection) -> None:
+        connection.exec_driver_sql("BEGIN IMMEDIATE")
+
+
+class Store:
+    """Runs and their metrics; every write is one transaction."""
+
+    def __init__(self, url: str) -> None:
+        self.url = url
+        self.host = socket.gethostname()
+        try:
+            parsed = make_url(url)
+        except ArgumentError as exc:
+            raise StoreError(f"cannot open results store {url!r}: not an SQLAlchemy URL ({exc})") from exc
+        shown = parsed.render_as_string(hide_password=True)
+        sqlite = parsed.get_backend_name() == "sqlite"
+        try:
+            if sqlite and parsed.database not in (None, "", ":memory:"):
+                Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
+            self._engine = create_engine(parsed)
+            if sqlite:
+                _sqlite_setup(self._engine)
+            metadata.create_all(self._engine)
+        except (SQLAlchemyError, ImportError, OSError) as exc:
+            detail = getattr(exc, "orig", None) or exc  # the driver's message, without SQLAlchemy's footer
+            raise StoreError(f"cannot open results store {shown}: {detail}") from exc
+
+    def close(self) -> None:
+        self._engine.dispose()
+
+    # -- writing ------------------------------------------------------------------------------------
+
+    def start(self, record: RunRecord, force: bool = False) -> int | None:
+        """Claim ``record.identity`` and return the new run id, or None when it already succeeded.
+
+        A running row whose owner is gone (same host, pid dead) is marked interrupted first; one whose
+        owner is alive, or on another host where liveness cannot be checked, raises RunInProgress.
+        """
+        runs = runs_table
+        try:
+            with self._engine.begin() as connection:
+                existing = connection.execute(
+                    select(runs.c.id, runs.c.status, runs.c.host, runs.c.pid)
+                    .where(runs.c.identity == record.identity, runs.c.status.in_(EXCLUSIVE_STATUSES))
+                    .order_by(runs.c.id).with_for_update()
+                ).all()
+                if not force and any(row.status == "succeeded" for row in existing):
+                    return None
+                for row in existing:
+                    if row.status != "running":
+                        continue
+                    if row.host != self.host or _pid_alive(row.pid):
+                        raise RunInProgress(f"run {row.id} with identity {record.identity} is already running "
+                                            f"(pid {row.pid} on {row.host})")
+                    self._mark_interrupted_stale(connection, row.id, row.pid, row.host)
+                return connection.execute(insert(runs).values(
+                    identity=record.identity, protocol=record.protocol, dataset=record.dataset,
+                    method=record.method, components=dict(record.components), profile=record.profile,
+                    dataset_fingerprint=record.dataset_fingerprint, config=dict(record.config),
+                    seed=record.seed, environment=dict(record.environment),
+                    run_dir=None if record.run_dir is None else os.fspath(record.run_dir),
+                    status="running", started_at=_now(), host=self.host, pid=os.getpid(),
+                )).inserted_primary_key[0]
+        except IntegrityError as exc:  # PostgreSQL: a concurrent claim of a fresh identity won
+            raise RunInProgress(f"identity {record.identity} was claimed by another process at the same time") from exc
+
+    def succeed(self, run_id: int, metrics: list[Metric], wall_time_s: float) -> None:
+        """Record the metrics and mark the run succeeded, superseding an earlier result of its identity."""
+        try:
+            with self._engine.begin() as connection:
+                identity = self._running_identity(connection, run_id)
+                connection.execute(update(runs_table)
+                                   .where(runs_table.c.identity == identity, runs_table.c.status == "succeeded")
+                                   .values(status="superseded"))
+                connection.execute(update(runs_table).where(runs_table.c.id == run_id).values(
+                    status="succeeded", finished_at=_now(), wall_time_s=wall_time_s, error=None))
+                if metrics:
+                    connection.execute(insert(metrics_table), [
+                        {"run_id": run_id, "split": m.split, "name": m.name, "value": _storable(m.value),
+                         "higher_is_better": m.higher_is_better, "class_name": m.class_name}
+                        for m in metrics])
+        except IntegrityError as exc:
+            raise StoreError(f"run {run_id}: nothing recorded, its metrics were rejected (is a "
+                             f"(split, name, class_name) key repeated?): {exc.orig}") from exc
+
+    def fail(self, run_id: int, error: str, interrupted: bool = False) -> None:
+        """Record why a run ended without a result; ``interrupted`` for Ctrl-C and the like."""
+        with self._engine.begin() as connection:
+            self._running_identity(connection, run_id)
+            connection.execute(update(runs_table).where(runs_table.c.id == run_id).values(
+                status="interrupted" if interrupted else "failed", error=error, finished_at=_now()))
+
+    def mark_stale(self) -> int:
+        """Mark this host's running rows whose process is gone as interrupted; return how many."""
+        with self._engine.begin() as connection:
+            rows = connection.execute(select(runs_table.c.id, runs_table.c.pid).where(
+                runs_table.c.status == "running", runs_table.c.host == self.host)).all()
+            stale = [row for row in rows if not _pid_alive(row.pid)]
+            for row in stale:
+                self._mark_interrupted_stale(connection, row.id, row.pid, self.host)
+        return len(stale)
+
+    @staticmethod
+    def _mark_interrupted_stale(connection: Connection, run_id: int, pid: int, host: str) -> None:
+        connection.execute(update(runs_table).where(runs_table.c.id == run_id).values(
+            status="interrupted", error=f"stale: process {pid} on {host} is gone", finished_at=_now()))
+
+    @staticmethod
+    def _running_identity(connection: Connection, run_id: int) -> str:
+        """The identity of a run that is still running; finishing any other run is a bug in the caller."""
+        row = connection.execute(select(runs_table.c.identity, runs_table.c.status)
+                                 .where(runs_table.c.id == run_id)).one_or_none()
+        if row is None:
+            raise StoreError(f"no run with id {run_id}")
+        if row.status != "running":
+            raise StoreError(f"run {run_id} is {row.status}, not running; it cannot be finished again")
+        return row.identity
+
+    # -- reading ------------------------------------------------------------------------------------
+
+    def runs(self, status: str | None = None) -> pd.DataFrame:
+        """All runs (or those with ``status``), oldest first."""
+        query = select(runs_table).order_by(runs_table.c.id)
+        if status is not None:
+            query = query.where(runs_table.c.status == status)
+        return self._read(query)
+
+    def metrics(self, protocol: str | None = None, status: str | None = "succeeded") -> pd.DataFrame:
+        """Metrics joined with their run's description; by default only current (succeeded) results."""
+        r, m = runs_table, metrics_table
+        query = (select(m.c.run_id, r.c.identity, r.c.protocol, r.c.dataset, r.c.method, r.c.profile, r.c.seed,
+                        r.c.status, r.c.environment, m.c.split, m.c.name, m.c.value, m.c.higher_is_better,
+                        m.c.class_name)
+                 .join(r, r.c.id == m.c.run_id)
+                 .order_by(m.c.run_id, m.c.split, m.c.name, m.c.class_name))
+        if protocol is not None:
+            query = query.where(r.c.protocol == protocol)
+        if status is not None:
+            query = query.where(r.c.status == status)
+        frame = self._read(query)
+        frame["value"] = frame["value"].astype(float)  # NULL (NaN) included
+        return frame
+
+    def _read(self, query: Select[Any]) -> pd.DataFrame:
+        with self._engine.begin() as connection:
+            result = connection.execute(query)
+            return pd.DataFrame(result.mappings().all(), columns=list(result.keys()))
+
+    def get_run(self, run_id: int) -> dict[str, Any]:
+        """One run as a dict, with its metrics as a list of dicts under ``"metrics"``."""
+        with self._engine.begin() as connection:
+            row = connection.execute(select(runs_table).where(runs_table.c.id == run_id)).mappings().one_or_none()
+            if row is None:
+                raise KeyError(f"no run with id {run_id}")
+            metrics = connection.execute(
+                select(metrics_table.c.split, metrics_table.c.name, metrics_table.c.value,
+                       metrics_table.c.higher_is_better, metrics_table.c.class_name)
+                .where(metrics_table.c.run_id == run_id)
+                .order_by(metrics_table.c.split, metrics_table.c.name, metrics_table.c.class_name)
+            ).mappings().all()
+        return {**row, "metrics": [{**metric, "value": math.nan if metric["value"] is None else metric["value"]}
+                                   for metric in metrics]}
+
+    def succeeded(self, identity: str) -> bool:
+        """Whether ``identity`` has a current result (what ``start`` would skip without force)."""
+        with self._engine.begin() as connection:
+            return connection.execute(select(runs_table.c.id).where(
+                runs_table.c.identity == identity, runs_table.c.status == "succeeded")).first() is not None
