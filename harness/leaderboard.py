@@ -28,7 +28,7 @@ ARROWS = {True: "↑", False: "↓"}
 REFERENCE_ARROWS = {"up": "↑", "down": "↓"}
 # Environment keys left out of the stamp: they say where a run happened, not what it ran on.
 STAMP_EXCLUDED = ("host", "hostname")
-GROUP = ["method", "profile"]
+GROUP = ["method", "profile", "variant"]
 
 
 @dataclass(frozen=True)
@@ -38,6 +38,7 @@ class ProtocolBoard:
     reference_tables: tuple[str, ...] = ()
     reference_metrics: Mapping[str, str] = field(default_factory=dict)  # published name -> our metric name
     primary_split: str = "test"
+    primary_metric: str = ""  # first column and the per-class table; empty: alphabetical order
 
 
 def render_leaderboards(store: Store, out_dir: Path, protocols: Mapping[str, ProtocolBoard],
@@ -75,6 +76,7 @@ def render_protocol(protocol: str, metrics: pd.DataFrame, board: ProtocolBoard,
 def _dataset_section(dataset: str, frame: pd.DataFrame, board: ProtocolBoard, published_datasets: tuple[str, ...],
                      reference_root: Path | None) -> list[str]:
     split = board.primary_split
+    frame = _label_variants(frame)
     primary = frame[frame["split"] == split]
     overall = primary[primary["class_name"].isna()]
     per_class = primary[primary["class_name"].notna()]
@@ -84,23 +86,36 @@ def _dataset_section(dataset: str, frame: pd.DataFrame, board: ProtocolBoard, pu
     if overall.empty:
         lines += [f"No overall metrics on split `{split}`.", ""]
     else:
-        table = _summary(overall, "name", _arrows(overall))
+        table = _summary(overall, "name", _arrows(overall), board.primary_metric)
         table.insert(0, "runs", overall.groupby(GROUP)["run_id"].nunique())
-        lines += [_markdown(table.reset_index()), ""]
+        lines += [_markdown(_without_blank_variant(table.reset_index())), ""]
     if not per_class.empty:
-        metric = sorted(per_class["name"].unique())[0]
+        names = sorted(per_class["name"].unique())
+        metric = board.primary_metric if board.primary_metric in names else names[0]
         chosen = per_class[per_class["name"] == metric]
         lines += [f"### {_header(metric, _arrows(chosen).get(metric))} per class", "",
-                  _markdown(_summary(chosen, "class_name", {}).reset_index()), ""]
+                  _markdown(_without_blank_variant(_summary(chosen, "class_name", {}).reset_index())), ""]
     lines += ["### Environment", "", _markdown(_environments(frame)), ""]
     if board.reference_tables and published_datasets:
         lines += _published_section(board, published_datasets, reference_root)
     return lines
 
 
-def _summary(frame: pd.DataFrame, column: str, arrows: Mapping[str, bool]) -> pd.DataFrame:
+def _label_variants(frame: pd.DataFrame) -> pd.DataFrame:
+    """Runs of one (method, profile) with different settings stay apart, labelled by a short variant hash;
+    where each (method, profile) has a single setting the label is blank and the column is left out."""
+    several = frame.groupby(["method", "profile"])["variant"].nunique().max() > 1
+    return frame.assign(variant=frame["variant"].str[:8] if several else "")
+
+
+def _without_blank_variant(table: pd.DataFrame) -> pd.DataFrame:
+    return table.drop(columns="variant") if (table["variant"] == "").all() else table
+
+
+def _summary(frame: pd.DataFrame, column: str, arrows: Mapping[str, bool], first: str = "") -> pd.DataFrame:
     """(method, profile) rows by ``column`` values, each cell "mean ± std" over runs; missing cells empty."""
     cells = frame.groupby(GROUP + [column])["value"].agg(_mean_std).unstack(column, fill_value="")
+    cells = cells[sorted(cells.columns, key=lambda name: (name != first, name))]
     cells.columns = [_header(name, arrows.get(name)) for name in cells.columns]
     return cells
 
@@ -144,6 +159,8 @@ def _published_section(board: ProtocolBoard, published_datasets: tuple[str, ...]
     if reference_root is None:
         return lines + ["Not shown: no reference directory was found (set `HARNESS_REFERENCE_DIR`).", ""]
     rows = load_reference(board.reference_tables, published_datasets, reference_root)
+    if board.reference_metrics:  # only the figures this protocol measures too
+        rows = rows[rows["metric"].isin(list(board.reference_metrics))]
     if rows.empty:
         return lines + [f"The tables {', '.join(board.reference_tables)} have no rows for "
                         f"{', '.join(published_datasets)}.", ""]

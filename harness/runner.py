@@ -11,6 +11,7 @@ import contextlib
 import hashlib
 import json
 import logging
+import shutil
 import signal
 import time
 from dataclasses import dataclass, field
@@ -83,9 +84,13 @@ def method_label(specs: dict[str, ComponentSpec]) -> str:
     return " + ".join(specs[role].name for role in ("encoder", "decoder", "compressor") if role in specs)
 
 
-def run_identity(cfg: DictConfig, specs: dict[str, ComponentSpec], fingerprint: str) -> str:
+def run_identity(cfg: DictConfig, specs: dict[str, ComponentSpec], fingerprint: str, seed: bool = True) -> str:
+    """The hash that decides skip/rerun; ``seed=False`` gives the variant, shared by the seeds of one setting."""
+    config = identity_config(cfg)
+    if not seed:
+        config.pop("seed")
     payload = {
-        "config": identity_config(cfg),
+        "config": config,
         "components": {role: [spec.name, spec.version] for role, spec in sorted(specs.items())},
         "dataset_fingerprint": fingerprint,
         "harness": harness.__version__,
@@ -124,7 +129,8 @@ def execute(cfg: DictConfig, registry: Registry) -> RunOutcome:
     identity = run_identity(cfg, specs, dataset.info.fingerprint)
     run_dir = Path(cfg.paths.runs) / identity[:16]
     record = RunRecord(
-        identity=identity, protocol=protocol_spec.name, dataset=dataset.info.name, method=method_label(specs),
+        identity=identity, variant=run_identity(cfg, specs, dataset.info.fingerprint, seed=False),
+        protocol=protocol_spec.name, dataset=dataset.info.name, method=method_label(specs),
         components={role: {"name": spec.name, "version": spec.version} for role, spec in sorted(specs.items())},
         profile=cfg.profile.name, dataset_fingerprint=dataset.info.fingerprint,
         config=OmegaConf.to_container(cfg, resolve=True), seed=cfg.seed, environment=environment(str(device)),
@@ -137,6 +143,8 @@ def execute(cfg: DictConfig, registry: Registry) -> RunOutcome:
                  record.method, record.protocol, identity[:12])
         return RunOutcome("skipped", identity)
 
+    if cfg.force:  # a forced rerun recomputes; only an unfinished run resumes from its checkpoints
+        shutil.rmtree(run_dir, ignore_errors=True)
     run_dir.mkdir(parents=True, exist_ok=True)
     (run_dir / "config.yaml").write_text(OmegaConf.to_yaml(cfg, resolve=True))
     log.info("run %d: %s on %s, protocol %s, seed %d -> %s", run_id, record.method, record.dataset,

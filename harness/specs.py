@@ -74,6 +74,7 @@ class ProtocolCaps:
     # published metric name -> this protocol's metric name
     reference_tables: tuple[str, ...] = ()
     reference_metrics: Mapping[str, str] = field(default_factory=dict)
+    primary_metric: str = ""  # leads its leaderboard and its per-class table
 
 
 Capabilities = EncoderCaps | DecoderCaps | DatasetCaps | CompressorCaps | ProtocolCaps

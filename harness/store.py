@@ -42,6 +42,8 @@ runs_table = Table(
     "runs", metadata,
     Column("id", Integer, primary_key=True, autoincrement=True),
     Column("identity", String(128), nullable=False, index=True),
+    # the identity without the seed: runs sharing it are seeds of one setting, averaged in leaderboards
+    Column("variant", String(128), nullable=False),
     Column("protocol", String(128), nullable=False),
     Column("dataset", String(128), nullable=False),
     Column("method", String(512), nullable=False),  # display label
@@ -95,6 +97,7 @@ class RunRecord:
     """What a run is, recorded when it starts."""
 
     identity: str
+    variant: str
     protocol: str
     dataset: str
     method: str
@@ -211,7 +214,7 @@ class Store:
                                             f"(pid {row.pid} on {row.host})")
                     self._mark_interrupted_stale(connection, row.id, row.pid, row.host)
                 return connection.execute(insert(runs).values(
-                    identity=record.identity, protocol=record.protocol, dataset=record.dataset,
+                    identity=record.identity, variant=record.variant, protocol=record.protocol, dataset=record.dataset,
                     method=record.method, components=dict(record.components), profile=record.profile,
                     dataset_fingerprint=record.dataset_fingerprint, config=dict(record.config),
                     seed=record.seed, environment=dict(record.environment),
@@ -285,7 +288,7 @@ class Store:
     def metrics(self, protocol: str | None = None, status: str | None = "succeeded") -> pd.DataFrame:
         """Metrics joined with their run's description; by default only current (succeeded) results."""
         r, m = runs_table, metrics_table
-        query = (select(m.c.run_id, r.c.identity, r.c.protocol, r.c.dataset, r.c.method, r.c.profile, r.c.seed,
+        query = (select(m.c.run_id, r.c.identity, r.c.variant, r.c.protocol, r.c.dataset, r.c.method, r.c.profile, r.c.seed,
                         r.c.status, r.c.environment, m.c.split, m.c.name, m.c.value, m.c.higher_is_better,
                         m.c.class_name)
                  .join(r, r.c.id == m.c.run_id)

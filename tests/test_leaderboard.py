@@ -10,7 +10,8 @@ from harness.reference import REFERENCE_COLUMNS, load_reference, reference_dir
 from harness.store import Metric, RunRecord, Store
 
 POINTNET, DGCNN = "pointnet+occupancy", "dgcnn+occupancy"
-BOARDS = {"reconstruction": ProtocolBoard(reference_tables=("paper_t1",), reference_metrics={"IoU": "iou"})}
+BOARDS = {"reconstruction": ProtocolBoard(reference_tables=("paper_t1",),
+                                          reference_metrics={"IoU": "iou", "Chamfer-L1": "chamfer_l1"})}
 DATASET_REFERENCES = {"synthetic_shapes": ("ShapeNet",)}
 REFERENCE_CSV = """source,table,dataset,input,method,config,metric,direction,value,scale_note
 paper2022,1,ShapeNet,point-cloud,ONet baseline,,IoU,up,0.78,
@@ -27,8 +28,9 @@ def metrics(iou: float, chamfer: float) -> list[Metric]:
             Metric("val", "iou", 0.99, True)]
 
 
-def record(method: str, seed: int, dataset: str = "synthetic_shapes", torch: str = "2.3.0") -> RunRecord:
-    return RunRecord(identity=f"{method}/{dataset}/{seed}", protocol="reconstruction", dataset=dataset,
+def record(method: str, seed: int, dataset: str = "synthetic_shapes", torch: str = "2.3.0",
+           variant: str = "v") -> RunRecord:
+    return RunRecord(identity=f"{method}/{dataset}/{seed}/{variant}", variant=variant, protocol="reconstruction", dataset=dataset,
                      method=method, components={}, profile="quick", dataset_fingerprint="fp", config={"seed": seed},
                      seed=seed, environment={"torch": torch, "device": "cpu", "hostname": "box"}, run_dir=None)
 
@@ -126,8 +128,16 @@ def test_published_rows_are_marked_and_mapped(tmp_path: Path, references: Path) 
     assert table_row(published, "paper2022", "1", "ShapeNet", "point-cloud", "ONet baseline", "", "iou ↑")[7:9] == [
         "IoU", "0.78"]
     assert table_row(published, "paper2022", "1", "ShapeNet", "point-cloud", "ONet baseline", "",
-                     "Chamfer-L1 ↓")[8] == "0.0081"  # printed digits kept
+                     "chamfer_l1 ↓")[8] == "0.0081"  # printed digits kept
     assert "ModelNet40" not in published
+
+
+def test_published_rows_are_limited_to_the_metrics_the_protocol_measures(tmp_path: Path, references: Path) -> None:
+    boards = {"reconstruction": ProtocolBoard(reference_tables=("paper_t1",), reference_metrics={"IoU": "iou"})}
+    store = build_store(tmp_path / "r.sqlite")
+    render_leaderboards(store, tmp_path / "boards", boards, DATASET_REFERENCES, references)
+    published = (tmp_path / "boards" / "reconstruction.md").read_text().split(PUBLISHED_HEADING)[1]
+    assert "IoU" in published and "Chamfer-L1" not in published
 
 
 def test_missing_reference_table_is_a_clear_error_and_writes_nothing(tmp_path: Path, references: Path) -> None:
@@ -171,3 +181,14 @@ def test_shared_reference_tables_all_load() -> None:
     tables = sorted(path.stem for path in directory.glob("*.csv"))
     rows = load_reference(tables, [], directory)
     assert tables and len(rows) > 0 and list(rows.columns) == list(REFERENCE_COLUMNS)
+
+
+def test_settings_of_one_method_are_kept_apart_by_variant(tmp_path: Path, references: Path) -> None:
+    store = Store(f"sqlite:///{tmp_path / 'v.sqlite'}")
+    finished(store, record(POINTNET, 0, variant="aaaaaaaa-lr1e-3"), 0.5, 0.01)
+    finished(store, record(POINTNET, 0, variant="bbbbbbbb-lr1e-4"), 0.7, 0.01)
+    text = render(store, tmp_path / "boards", references)
+    assert table_row(text, POINTNET, "quick", "aaaaaaaa", "1", "0.5000")
+    assert table_row(text, POINTNET, "quick", "bbbbbbbb", "1", "0.7000")
+    single = render(build_store(tmp_path / "s.sqlite"), tmp_path / "single", references)
+    assert "variant" not in single  # one setting per method: no variant column

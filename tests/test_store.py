@@ -19,7 +19,7 @@ WORKERS = 4
 
 
 def record(identity: str = "id-a", seed: int = 0, method: str = "pointnet+occupancy") -> RunRecord:
-    return RunRecord(identity=identity, protocol="reconstruction", dataset="synthetic_shapes", method=method,
+    return RunRecord(identity=identity, variant=identity, protocol="reconstruction", dataset="synthetic_shapes", method=method,
                      components={"encoder": {"name": "pointnet", "version": "1"}}, profile="smoke",
                      dataset_fingerprint="fp", config={"seed": seed}, seed=seed,
                      environment={"torch": "2.3", "device": "cpu"}, run_dir="runs/x")
@@ -108,7 +108,7 @@ def insert_running(store: Store, identity: str, pid: int, host: str) -> int:
     rec = record(identity)
     with store._engine.begin() as connection:
         return connection.execute(insert(runs_table).values(
-            identity=identity, protocol=rec.protocol, dataset=rec.dataset, method=rec.method,
+            identity=identity, variant=identity, protocol=rec.protocol, dataset=rec.dataset, method=rec.method,
             components=rec.components, profile=rec.profile, dataset_fingerprint=rec.dataset_fingerprint,
             config=rec.config, seed=rec.seed, environment=rec.environment, status="running",
             started_at=datetime.now(timezone.utc), host=host, pid=pid)).inserted_primary_key[0]

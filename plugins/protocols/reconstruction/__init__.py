@@ -40,6 +40,7 @@ SPEC = ComponentSpec(
         reference_tables=("generalising_t2", "generalising_t3", "generalising_t4", "generalising_t5",
                           "generalising_t6"),
         reference_metrics={"IoU": "iou", "Chamfer-L1": "chamfer_l1"},
+        primary_metric="iou",
     ),
     version="1",
     citation=('Mescheder et al., "Occupancy Networks: Learning 3D Reconstruction in Function Space", CVPR 2019'),
