@@ -188,7 +188,7 @@ def test_settings_of_one_method_are_kept_apart_by_variant(tmp_path: Path, refere
     finished(store, record(POINTNET, 0, variant="aaaaaaaa-lr1e-3"), 0.5, 0.01)
     finished(store, record(POINTNET, 0, variant="bbbbbbbb-lr1e-4"), 0.7, 0.01)
     text = render(store, tmp_path / "boards", references)
-    assert table_row(text, POINTNET, "quick", "aaaaaaaa", "1", "0.5000")
-    assert table_row(text, POINTNET, "quick", "bbbbbbbb", "1", "0.7000")
+    assert table_row(text, POINTNET, "quick", "aaaaaaaa", "1", "0.01000", "0.5000")
+    assert table_row(text, POINTNET, "quick", "bbbbbbbb", "1", "0.01000", "0.7000")
     single = render(build_store(tmp_path / "s.sqlite"), tmp_path / "single", references)
     assert "variant" not in single  # one setting per method: no variant column
