@@ -62,7 +62,7 @@ def test_same_identity_is_skipped_and_force_reruns(home):
 
 
 def test_nan_loss_fails_the_run_with_its_reason(home):
-    result = harness(home, "run", *SMOKE, "dataset.input_noise=nan", check=False)
+    result = harness(home, "run", *SMOKE, "protocol.lr=inf", check=False)
     assert result.returncode == 1
     failed = store(home).runs(status="failed")
     assert len(failed) == 1 and "loss is nan" in failed["error"].iloc[0]
@@ -76,8 +76,8 @@ def test_unknown_name_and_typo_are_clear_errors(home):
 
 
 def test_sigterm_records_interrupted_and_the_rerun_resumes(home):
-    args = ["run", *SMOKE, "seed=7", "protocol.steps=1500", "protocol.checkpoint_every=3",
-            "protocol.validate_every=500"]
+    args = ["run", *SMOKE, "seed=7", "protocol.steps=300", "protocol.checkpoint_every=3",
+            "protocol.validate_every=100"]
     env = {**os.environ, "HARNESS_HOME": str(home), "CI": "true"}
     process = subprocess.Popen([sys.executable, "-m", "harness.cli", *args], cwd=home, env=env,
                                stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)

@@ -125,9 +125,9 @@ def test_fresh_decoder_ignores_the_code():
             assert torch.count_nonzero(cbn.conv_gamma.weight) == 0 and torch.all(cbn.conv_gamma.bias == 1)
             assert torch.count_nonzero(cbn.conv_beta.weight) == 0 and torch.count_nonzero(cbn.conv_beta.bias) == 0
     query = torch.randn(2, 40, 3)
-    x = torch.randn(2, 16, 40)
+    x = torch.randn(2, 40, 16)  # features are points-last
     block = dec.blocks[0]
-    torch.testing.assert_close(block(x, torch.randn(2, 32)), x + block.fc_1.bias[None, :, None])
+    torch.testing.assert_close(block(x, torch.randn(2, 32)), x + block.fc_1.bias)
     dec.train()
     torch.testing.assert_close(dec(query, torch.randn(2, 32)), dec(query, torch.randn(2, 32)))
     dec.eval()

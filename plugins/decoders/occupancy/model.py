@@ -11,12 +11,16 @@ from . import SPEC, OccupancyConfig
 
 
 class CBatchNorm1d(nn.Module):
-    """Batch norm whose scale and shift are predicted from the code; starts as plain (gamma 1, beta 0) batch norm."""
+    """Batch norm whose scale and shift are predicted from the code; starts as plain (gamma 1, beta 0) batch norm.
+
+    Features are kept points-last ([B, M, F]): a 1x1 convolution is a linear layer, and on CPU
+    ``nn.Linear`` runs 2-3x faster than the equivalent ``Conv1d``. Statistics are over batch and points.
+    """
 
     def __init__(self, code_dim: int, features: int) -> None:
         super().__init__()
-        self.conv_gamma = nn.Conv1d(code_dim, features, 1)
-        self.conv_beta = nn.Conv1d(code_dim, features, 1)
+        self.conv_gamma = nn.Linear(code_dim, features)
+        self.conv_beta = nn.Linear(code_dim, features)
         self.bn = nn.BatchNorm1d(features, affine=False)
         nn.init.zeros_(self.conv_gamma.weight)
         nn.init.ones_(self.conv_gamma.bias)
@@ -24,20 +28,20 @@ class CBatchNorm1d(nn.Module):
         nn.init.zeros_(self.conv_beta.bias)
 
     def forward(self, x: torch.Tensor, code: torch.Tensor) -> torch.Tensor:
-        """x [B, F, M], code [B, D] -> [B, F, M]."""
-        code = code.unsqueeze(2)
-        return self.conv_gamma(code) * self.bn(x) + self.conv_beta(code)
+        """x [B, M, F], code [B, D] -> [B, M, F]."""
+        normalised = self.bn(x.reshape(-1, x.shape[-1])).reshape(x.shape)
+        return self.conv_gamma(code).unsqueeze(1) * normalised + self.conv_beta(code).unsqueeze(1)
 
 
 class CResnetBlockConv1d(nn.Module):
-    """Conditional residual block; the second conv starts at zero so the code enters only through training."""
+    """Conditional residual block; the second layer starts at zero so the code enters only through training."""
 
     def __init__(self, code_dim: int, features: int) -> None:
         super().__init__()
         self.bn_0 = CBatchNorm1d(code_dim, features)
         self.bn_1 = CBatchNorm1d(code_dim, features)
-        self.fc_0 = nn.Conv1d(features, features, 1)
-        self.fc_1 = nn.Conv1d(features, features, 1)
+        self.fc_0 = nn.Linear(features, features)
+        self.fc_1 = nn.Linear(features, features)
         self.actvn = nn.ReLU()
         nn.init.zeros_(self.fc_1.weight)
 
@@ -56,18 +60,18 @@ class CBNDecoder(nn.Module):
     def __init__(self, code_dim: int, hidden: int = 256, blocks: int = 5, outputs: int = 1, dim: int = 3) -> None:
         super().__init__()
         self.outputs = outputs
-        self.fc_p = nn.Conv1d(dim, hidden, 1)
+        self.fc_p = nn.Linear(dim, hidden)
         self.blocks = nn.ModuleList(CResnetBlockConv1d(code_dim, hidden) for _ in range(blocks))
         self.bn = CBatchNorm1d(code_dim, hidden)
-        self.fc_out = nn.Conv1d(hidden, outputs, 1)
+        self.fc_out = nn.Linear(hidden, outputs)
         self.actvn = nn.ReLU()
 
     def forward(self, query: torch.Tensor, code: torch.Tensor) -> torch.Tensor:
-        net = self.fc_p(query.transpose(1, 2))
+        net = self.fc_p(query)
         for block in self.blocks:
             net = block(net, code)
-        out = self.fc_out(self.actvn(self.bn(net, code)))  # [B, outputs, M]
-        return out.squeeze(1) if self.outputs == 1 else out.transpose(1, 2)
+        out = self.fc_out(self.actvn(self.bn(net, code)))  # [B, M, outputs]
+        return out.squeeze(-1) if self.outputs == 1 else out
 
 
 def check_encoding(encoding: EncodingInfo, name: str, accepted: tuple[str, ...]) -> None:
