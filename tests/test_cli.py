@@ -82,7 +82,11 @@ def test_sigterm_records_interrupted_and_the_rerun_resumes(home):
     process = subprocess.Popen([sys.executable, "-m", "harness.cli", *args], cwd=home, env=env,
                                stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     deadline = time.time() + 120
-    while not (len(store(home).runs(status="running")) and list(home.glob("runs/*/last.pt"))):
+    def checkpointed() -> bool:
+        running = store(home).runs(status="running")
+        return len(running) == 1 and (home / running["run_dir"].iloc[0] / "last.pt").exists()
+
+    while not checkpointed():
         assert process.poll() is None and time.time() < deadline, process.stdout.read()
         time.sleep(0.1)
     process.send_signal(signal.SIGTERM)
