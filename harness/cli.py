@@ -134,7 +134,7 @@ def cmd_run(argv: Sequence[str]) -> int:
     def task(cfg) -> None:
         try:
             outcome = execute(cfg, registry)
-        except (UnknownComponentError, IncompatibleError, RunFailed, FileNotFoundError, ValueError) as exc:
+        except (UnknownComponentError, IncompatibleError, RunFailed, OSError, ValueError) as exc:
             failures.append(str(exc))
             print(f"error: {exc}", file=sys.stderr)
             return

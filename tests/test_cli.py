@@ -112,3 +112,11 @@ def test_list_and_plugins(home):
     listing = harness(home, "list").stdout
     assert "pointnet" in listing and "synthetic_shapes" in listing and "ok" in listing
     assert "builtin_encoders" in harness(home, "plugins").stdout
+
+
+def test_unusable_cache_folder_is_a_clear_error(home):
+    blocker = home / "not_a_folder"
+    blocker.write_text("")
+    result = harness(home, "run", *SMOKE, f"paths.cache={blocker}/cache", check=False)
+    assert result.returncode == 1
+    assert "error:" in result.stderr and str(blocker) in result.stderr and "Traceback" not in result.stderr
