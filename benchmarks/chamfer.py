@@ -11,16 +11,16 @@ Run: .venv/bin/python benchmarks/chamfer.py
 """
 from __future__ import annotations
 
-import json
 import os
 import time
-from pathlib import Path
 from typing import Callable
 
 import numpy as np
 import trimesh
 from pykdtree.kdtree import KDTree
 from scipy.spatial import cKDTree
+
+from results_file import save
 
 from harness.geometry.mesh import sample_surface
 from harness.metrics.reconstruction import surface_metrics
@@ -82,10 +82,7 @@ def main() -> None:
     print("metrics:", {k: round(v, 6) for k, v in results["metrics"].items()})
     print("target met (surface_metrics <= two plain pykdtree queries):", results["target_met"])
 
-    out = Path(__file__).resolve().parent / "results" / "chamfer.json"
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(results, indent=2))
-    print(f"wrote {out}")
+    print(f"wrote {save('chamfer', results)}")
 
 
 if __name__ == "__main__":

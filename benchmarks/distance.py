@@ -8,15 +8,15 @@ Run: .venv/bin/python benchmarks/distance.py
 """
 from __future__ import annotations
 
-import json
 import os
 import time
-from pathlib import Path
 from typing import Callable
 
 import igl
 import numpy as np
 import trimesh
+
+from results_file import save
 
 from harness.geometry.distance import MeshDistance
 
@@ -109,10 +109,7 @@ def main() -> None:
             print(f"{group}.{name}: {value:.4g}")
     print("targets met:", results["targets_met"])
 
-    out = Path(__file__).resolve().parent / "results" / "distance.json"
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(results, indent=2))
-    print(f"wrote {out}")
+    print(f"wrote {save('distance', results)}")
 
 
 if __name__ == "__main__":

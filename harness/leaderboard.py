@@ -3,8 +3,9 @@
 Deterministic by construction, so regenerating from the same store gives byte-identical files: rows and
 columns are sorted, means and standard deviations are computed exactly (``statistics``, independent of
 row order), every number is printed with 4 significant digits, and nothing time- or host-dependent is
-written. Each cell is the mean ± sample standard deviation (ddof=1) over the runs of a (method, profile),
-one per seed; a single run shows its value alone, and the ``runs`` column says how many were aggregated.
+written. Each cell is the mean ± sample standard deviation (ddof=1) over the runs of a (method, profile,
+variant), one per seed; a single run (or identical values) shows the value alone, and the ``runs`` column
+says how many were aggregated.
 Only current results are read (the latest succeeded run per identity; see ``harness.store``).
 """
 from __future__ import annotations
@@ -82,7 +83,7 @@ def _dataset_section(dataset: str, frame: pd.DataFrame, board: ProtocolBoard, pu
     per_class = primary[primary["class_name"].notna()]
     lines = [f"## {dataset}", "",
              f"Split `{split}`; mean ± sample std (ddof=1) over runs, one run per seed and the latest succeeded run "
-             "per identity; a single run shows its value alone.", ""]
+             "per identity; a single run or identical values show the value alone.", ""]
     if overall.empty:
         lines += [f"No overall metrics on split `{split}`.", ""]
     else:
@@ -133,11 +134,14 @@ def _header(name: str, higher_is_better: bool | None) -> str:
 def _mean_std(values: Iterable[float]) -> str:
     numbers = [float(value) for value in values]
     mean = _number(statistics.mean(numbers))
-    return mean if len(numbers) == 1 else f"{mean} ± {_number(statistics.stdev(numbers))}"
+    return mean if len(set(numbers)) == 1 else f"{mean} ± {_number(statistics.stdev(numbers))}"
 
 
 def _number(value: float) -> str:
-    """4 significant digits, trailing zeros kept ("0.6000"), no bare point ("1024"); ``+ 0.0`` turns -0.0 into 0.0."""
+    """Whole numbers (counts) in full; else 4 significant digits, trailing zeros kept ("0.6000"), no bare point
+    ("1024"); ``+ 0.0`` turns -0.0 into 0.0."""
+    if value.is_integer() and abs(value) >= 1:
+        return str(int(value))
     return f"{value + 0.0:#.4g}".rstrip(".")
 
 

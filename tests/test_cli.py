@@ -120,3 +120,9 @@ def test_unusable_cache_folder_is_a_clear_error(home):
     result = harness(home, "run", *SMOKE, f"paths.cache={blocker}/cache", check=False)
     assert result.returncode == 1
     assert "error:" in result.stderr and str(blocker) in result.stderr and "Traceback" not in result.stderr
+
+
+def test_multirun_sweep_runs_each_job_and_skips_finished_ones(home):
+    out = harness(home, "run", "-m", *SMOKE, "seed=0,3").stdout
+    assert "skipped: identity" in out and "succeeded: identity" in out
+    assert 3 in store(home).runs(status="succeeded")["seed"].tolist()
