@@ -14,3 +14,9 @@ from dataclasses import dataclass
 class EncodingInfo:
     kind: str  # one of harness.specs.ENCODING_KINDS
     dim: int  # feature width D (for ``grid``: the summed width of the sampled features)
+
+
+def check_encoding(encoding: EncodingInfo, name: str, accepted: tuple[str, ...]) -> None:
+    """A clear error when a decoder is paired with an encoding kind it cannot condition on."""
+    if encoding.kind not in accepted:
+        raise ValueError(f"decoder {name!r} got a {encoding.kind!r} encoding; it accepts {list(accepted)}")

@@ -1,14 +1,20 @@
 """Pieces every training protocol shares: seeding, devices, loaders, finite-loss checks, checkpoints."""
 from __future__ import annotations
 
+import logging
 import os
 import random
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any, Callable, Iterable, Iterator
 
 import numpy as np
 import torch
 from torch.utils.data import DataLoader
+
+from harness.progress import progress
+from harness.training_config import TrainingConfig
+
+log = logging.getLogger(__name__)
 
 
 def seed_everything(seed: int) -> None:
@@ -73,3 +79,58 @@ def load_checkpoint(path: Path, device: torch.device) -> dict[str, Any]:
     except Exception as exc:
         raise RuntimeError(f"checkpoint {path} cannot be loaded ({type(exc).__name__}: {exc}); "
                            f"delete it to start this run afresh") from exc
+
+
+def resume_state(path: Path, device: torch.device) -> dict[str, Any] | None:
+    """The last checkpoint, or None; a corrupted one is set aside (never silently trusted) and training restarts."""
+    if not path.exists():
+        return None
+    try:
+        return load_checkpoint(path, device)
+    except RuntimeError as exc:
+        aside = path.with_suffix(".corrupt")
+        os.replace(path, aside)
+        log.warning("%s; set aside as %s, training starts afresh", exc, aside.name)
+        return None
+
+
+def fit(model: torch.nn.Module, train_data: Any, schedule: TrainingConfig, run_dir: Path, device: torch.device,
+        seed: int, loss_fn: Callable[[torch.nn.Module, dict], torch.Tensor],
+        validate: Callable[[torch.nn.Module], float], metric_name: str,
+        parameters: Iterable[torch.nn.Parameter] | None = None) -> float:
+    """Adam on ``loss_fn`` for ``schedule.steps`` steps, resuming from ``run_dir/last.pt``.
+
+    Every ``validate_every`` steps (and at the end) ``validate`` scores the model, higher is better;
+    the best weights go to ``run_dir/best.pt``. Returns the best validation score. ``parameters``
+    restricts what is optimised (e.g. a decoder on a frozen encoder).
+    """
+    optimizer = torch.optim.Adam(model.parameters() if parameters is None else parameters, lr=schedule.lr)
+    step, best = 0, -float("inf")
+    state = resume_state(run_dir / "last.pt", device)
+    if state is not None:
+        model.load_state_dict(state["model"])
+        optimizer.load_state_dict(state["optimizer"])
+        step, best = int(state["step"]), float(state["best_val"])
+        log.info("resumed at step %d (best validation %s %.4f)", step, metric_name, best)
+    loader = make_loader(train_data, schedule.batch_size, shuffle=True, seed=seed + step, workers=schedule.workers,
+                         drop_last=len(train_data) > schedule.batch_size)
+    batches = cycle(loader)
+    for step in progress(range(step, schedule.steps), desc="train", total=schedule.steps - step):
+        model.train()
+        loss = loss_fn(model, to_device(next(batches), device))
+        check_finite(loss, step)
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+        done = step + 1
+        if done % schedule.validate_every == 0 or done == schedule.steps:
+            score = validate(model)
+            if score > best:
+                best = score
+                save_checkpoint(run_dir / "best.pt", {"model": model.state_dict(), "step": done})
+            log.info("step %d: loss %.4f, validation %s %.4f (best %.4f)", done, loss.item(), metric_name, score, best)
+        if done % schedule.checkpoint_every == 0 or done == schedule.steps:
+            save_checkpoint(run_dir / "last.pt", {"model": model.state_dict(), "step": done,
+                                                  "optimizer": optimizer.state_dict(), "best_val": best})
+    model.load_state_dict(load_checkpoint(run_dir / "best.pt", device)["model"])
+    return best

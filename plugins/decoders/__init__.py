@@ -1,9 +1,10 @@
 """Builtin decoders (entry point ``builtin_decoders``)."""
 from harness.hooks import Register, hookimpl
 
-from . import occupancy
+from . import classifier, occupancy
 
 
 @hookimpl
 def register_decoders(register: Register) -> None:
     register(occupancy.SPEC)
+    register(classifier.SPEC)

@@ -5,7 +5,7 @@ import torch
 from torch import nn
 
 from harness.data import DatasetInfo
-from harness.encoding import EncodingInfo
+from harness.encoding import EncodingInfo, check_encoding
 
 from . import SPEC, OccupancyConfig
 
@@ -72,12 +72,6 @@ class CBNDecoder(nn.Module):
             net = block(net, code)
         out = self.fc_out(self.actvn(self.bn(net, code)))  # [B, M, outputs]
         return out.squeeze(-1) if self.outputs == 1 else out
-
-
-def check_encoding(encoding: EncodingInfo, name: str, accepted: tuple[str, ...]) -> None:
-    """A clear error when a decoder is paired with an encoding kind it cannot condition on."""
-    if encoding.kind not in accepted:
-        raise ValueError(f"decoder {name!r} got a {encoding.kind!r} encoding; it accepts {list(accepted)}")
 
 
 def build(config: OccupancyConfig, encoding: EncodingInfo, info: DatasetInfo) -> CBNDecoder:

@@ -7,17 +7,13 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from harness.specs import ComponentSpec, Kind, ProtocolCaps
+from harness.training_config import TrainingConfig
 
 
 @dataclass
-class ReconstructionConfig:
+class ReconstructionConfig(TrainingConfig):
     """Defaults follow the Occupancy Networks point-cloud completion setup (the ``paper`` profile)."""
 
-    steps: int = 300_000  # optimiser steps
-    batch_size: int = 64
-    lr: float = 1e-4  # Adam
-    validate_every: int = 10_000  # steps between validation IoU checks (model selection)
-    checkpoint_every: int = 1_000  # steps between resumable checkpoints
     iou_threshold: float = 0.5  # occupancy probability binarised for volumetric IoU
     threshold: float = 0.2  # occupancy probability of the extracted surface
     resolution0: int = 32  # MISE start resolution
@@ -26,7 +22,6 @@ class ReconstructionConfig:
     eval_points: int = 100_000  # points sampled on each extracted mesh for Chamfer, normals, F-score
     meshes_saved: int = 4  # test meshes written to the run folder
     max_eval_shapes: int = 0  # 0 = every test shape
-    workers: int = 0  # DataLoader workers
 
 
 SPEC = ComponentSpec(

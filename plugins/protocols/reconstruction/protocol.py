@@ -1,31 +1,22 @@
 """The reconstruction protocol: train on query occupancies, select on validation IoU, score extracted meshes."""
 from __future__ import annotations
 
-import logging
-import shutil
-from pathlib import Path
-
 import numpy as np
 import torch
 import trimesh
 from torch import nn
 from torch.nn import functional as F
 
-from harness.data import INDEX, LABEL, NORMALS, OCCUPANCY, QUERY, SURFACE
+from harness.data import INDEX, IOU_OCCUPANCY, IOU_QUERY, LABEL, NORMALS, OCCUPANCY, QUERY, SURFACE
 from harness.geometry.extraction import extract_mesh
 from harness.metrics.directions import metric
 from harness.metrics.reconstruction import mean_over_classes, mesh_metrics, volumetric_iou
 from harness.progress import progress
 from harness.runner import RunContext
 from harness.store import Metric
-from harness.training import check_finite, cycle, load_checkpoint, make_loader, save_checkpoint, to_device
+from harness.training import fit, to_device
 
 from . import ReconstructionConfig
-
-log = logging.getLogger(__name__)
-
-# Uniform evaluation points and their occupancy (val/test items), for volumetric IoU.
-IOU_QUERY, IOU_OCCUPANCY = "iou_query", "iou_occupancy"
 
 
 class OccupancyNetwork(nn.Module):
@@ -56,7 +47,6 @@ class ReconstructionProtocol:
         decoder = ctx.build("decoder", encoder.encoding, ctx.dataset.info)
         model = OccupancyNetwork(encoder, decoder, ctx.specs["encoder"].capabilities.consumes).to(ctx.device)
         best_val = self.train(model, ctx)
-        model.load_state_dict(load_checkpoint(ctx.run_dir / "best.pt", ctx.device)["model"])
         metrics = [metric("val", "iou", best_val)]
         metrics += self.test(model, ctx)
         metrics.append(metric("test", "parameters", float(sum(p.numel() for p in model.parameters()))))
@@ -64,52 +54,13 @@ class ReconstructionProtocol:
 
     # ----- training ------------------------------------------------------------------------------
     def train(self, model: OccupancyNetwork, ctx: RunContext) -> float:
-        """Adam on summed-over-points BCE; returns the best validation IoU (its weights are in best.pt)."""
-        cfg = self.config
-        optimizer = torch.optim.Adam(model.parameters(), lr=cfg.lr)
-        step, best_val = 0, -1.0
-        state = self._resume(ctx.run_dir / "last.pt", ctx.device)
-        if state is not None:
-            model.load_state_dict(state["model"])
-            optimizer.load_state_dict(state["optimizer"])
-            step, best_val = int(state["step"]), float(state["best_val"])
-            log.info("resumed at step %d (best validation IoU %.4f)", step, best_val)
-        loader = make_loader(ctx.dataset.split("train"), cfg.batch_size, shuffle=True, seed=ctx.seed + step,
-                             workers=cfg.workers, drop_last=len(ctx.dataset.split("train")) > cfg.batch_size)
-        batches = cycle(loader)
-        bar = progress(range(step, cfg.steps), desc="train", total=cfg.steps - step)
-        for step in bar:
-            model.train()
-            batch = to_device(next(batches), ctx.device)
+        """Adam on summed-over-points BCE, selected on validation IoU; returns the best validation IoU."""
+        def loss(model: OccupancyNetwork, batch: dict) -> torch.Tensor:
             logits = model(batch, batch[QUERY])
-            loss = F.binary_cross_entropy_with_logits(logits, batch[OCCUPANCY], reduction="none").sum(-1).mean()
-            check_finite(loss, step)
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            optimizer.step()
-            done = step + 1
-            if done % cfg.validate_every == 0 or done == cfg.steps:
-                val = self.mean_iou(model, ctx, "val")
-                if val > best_val:
-                    best_val = val
-                    save_checkpoint(ctx.run_dir / "best.pt", {"model": model.state_dict(), "step": done})
-                log.info("step %d: loss %.3f, validation IoU %.4f (best %.4f)", done, loss.item(), val, best_val)
-            if done % cfg.checkpoint_every == 0 or done == cfg.steps:
-                save_checkpoint(ctx.run_dir / "last.pt", {"model": model.state_dict(), "step": done,
-                                                          "optimizer": optimizer.state_dict(), "best_val": best_val})
-        return best_val
+            return F.binary_cross_entropy_with_logits(logits, batch[OCCUPANCY], reduction="none").sum(-1).mean()
 
-    @staticmethod
-    def _resume(path: Path, device: torch.device) -> dict | None:
-        """The last checkpoint, or None; a corrupted one is set aside (never silently trusted) and training restarts."""
-        if not path.exists():
-            return None
-        try:
-            return load_checkpoint(path, device)
-        except RuntimeError as exc:
-            shutil.move(path, path.with_suffix(".corrupt"))
-            log.warning("%s; set aside as %s, training starts afresh", exc, path.with_suffix(".corrupt").name)
-            return None
+        return fit(model, ctx.dataset.split("train"), self.config, ctx.run_dir, ctx.device, ctx.seed, loss,
+                   validate=lambda model: self.mean_iou(model, ctx, "val"), metric_name="IoU")
 
     # ----- evaluation ----------------------------------------------------------------------------
     def _eval_items(self, ctx: RunContext, split: str) -> list[int]:

@@ -1,0 +1,27 @@
+"""Classifier head of "Towards Generalising Neural Implicit Representations": a two-layer MLP on a global code.
+
+Kept torch-free so that listing components stays fast; the network lives in ``model.py``.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from harness.specs import ComponentSpec, DecoderCaps, Kind
+
+
+@dataclass
+class ClassifierConfig:
+    hidden: int = 256  # width of the single hidden layer (the paper says only "a simple 2 layer MLP")
+
+
+SPEC = ComponentSpec(
+    kind=Kind.DECODER,
+    name="classifier",
+    factory="harness_plugins.decoders.classifier.model:build",
+    config=ClassifierConfig,
+    capabilities=DecoderCaps(consumes=("global",), task="classification"),
+    version="1",
+    citation='Hughes et al., "Towards Generalising Neural Implicit Representations", ECCV Workshops 2022',
+    description="Two-layer MLP from a global code to class logits.",
+    profiles={"smoke": {"hidden": 16}, "quick": {"hidden": 128}},
+)

@@ -1,0 +1,63 @@
+"""The classification protocol: cross-entropy on the class label, selected on validation top-1."""
+from __future__ import annotations
+
+import numpy as np
+import torch
+from torch import nn
+from torch.nn import functional as F
+
+from harness.data import LABEL
+from harness.metrics.classification import classification_metrics
+from harness.metrics.directions import metric
+from harness.runner import RunContext
+from harness.store import Metric
+from harness.training import fit, make_loader, to_device
+
+from . import ClassificationConfig
+
+
+class EncoderClassifier(nn.Module):
+    """Encoder + classifier head: input -> class logits."""
+
+    def __init__(self, encoder: nn.Module, head: nn.Module, input_key: str) -> None:
+        super().__init__()
+        self.encoder, self.head, self.input_key = encoder, head, input_key
+
+    def forward(self, batch: dict) -> torch.Tensor:
+        return self.head(self.encoder(batch[self.input_key]))
+
+
+class ClassificationProtocol:
+    def __init__(self, config: ClassificationConfig) -> None:
+        self.config = config
+
+    def run(self, ctx: RunContext) -> list[Metric]:
+        info = ctx.dataset.info
+        encoder = ctx.build("encoder", info)
+        head = ctx.build("decoder", encoder.encoding, info)
+        model = EncoderClassifier(encoder, head, ctx.specs["encoder"].capabilities.consumes).to(ctx.device)
+        best_val = fit(model, ctx.dataset.split("train"), self.config, ctx.run_dir, ctx.device, ctx.seed,
+                       loss_fn=lambda model, batch: F.cross_entropy(model(batch), batch[LABEL]),
+                       validate=lambda model: self.top1(model, ctx, "val"), metric_name="top1")
+        predicted, target = self.predict(model, ctx, "test")
+        overall, per_class = classification_metrics(predicted, target, info.classes)
+        return ([metric("val", "top1", best_val)]
+                + [metric("test", name, value) for name, value in overall.items()]
+                + [metric("test", "top1", value, class_name=name) for name, value in per_class.items()]
+                + [metric("test", "parameters", sum(p.numel() for p in model.parameters()))])
+
+    @torch.no_grad()
+    def predict(self, model: EncoderClassifier, ctx: RunContext, split: str) -> tuple[np.ndarray, np.ndarray]:
+        """Predicted and true labels of every item of ``split``."""
+        model.eval()
+        loader = make_loader(ctx.dataset.split(split), self.config.batch_size, shuffle=False, seed=ctx.seed,
+                             workers=self.config.workers)
+        predicted, target = [], []
+        for batch in loader:
+            predicted.append(model(to_device(batch, ctx.device)).argmax(-1).cpu())
+            target.append(batch[LABEL])
+        return torch.cat(predicted).numpy(), torch.cat(target).numpy()
+
+    def top1(self, model: EncoderClassifier, ctx: RunContext, split: str) -> float:
+        predicted, target = self.predict(model, ctx, split)
+        return float(np.mean(predicted == target))
