@@ -134,3 +134,8 @@ def fit(model: torch.nn.Module, train_data: Any, schedule: TrainingConfig, run_d
                                                   "optimizer": optimizer.state_dict(), "best_val": best})
     model.load_state_dict(load_checkpoint(run_dir / "best.pt", device)["model"])
     return best
+
+
+def as_batch(item: dict, device: torch.device) -> dict:
+    """One dataset item as a batch of one, on ``device`` (non-tensor fields dropped)."""
+    return {key: value.unsqueeze(0).to(device) for key, value in item.items() if torch.is_tensor(value)}

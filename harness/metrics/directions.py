@@ -6,6 +6,7 @@ from harness.store import Metric
 HIGHER_IS_BETTER: dict[str, bool | None] = {
     "iou": True,
     "miou": True,
+    "class_miou": True,
     "top1": True,
     "mean_class_top1": True,
     "accuracy": False,  # mean distance prediction -> ground truth (reconstruction)

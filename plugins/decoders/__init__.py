@@ -1,10 +1,11 @@
 """Builtin decoders (entry point ``builtin_decoders``)."""
 from harness.hooks import Register, hookimpl
 
-from . import classifier, occupancy
+from . import classifier, occupancy, segmentation
 
 
 @hookimpl
 def register_decoders(register: Register) -> None:
     register(occupancy.SPEC)
     register(classifier.SPEC)
+    register(segmentation.SPEC)

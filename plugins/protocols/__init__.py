@@ -1,10 +1,11 @@
 """Builtin protocols (entry point ``builtin_protocols``)."""
 from harness.hooks import Register, hookimpl
 
-from . import classification, reconstruction
+from . import classification, reconstruction, segmentation
 
 
 @hookimpl
 def register_protocols(register: Register) -> None:
     register(reconstruction.SPEC)
     register(classification.SPEC)
+    register(segmentation.SPEC)

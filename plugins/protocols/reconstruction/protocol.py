@@ -4,7 +4,6 @@ from __future__ import annotations
 import numpy as np
 import torch
 import trimesh
-from torch import nn
 from torch.nn import functional as F
 
 from harness.data import INDEX, IOU_OCCUPANCY, IOU_QUERY, LABEL, NORMALS, OCCUPANCY, QUERY, SURFACE
@@ -14,28 +13,10 @@ from harness.metrics.reconstruction import mean_over_classes, mesh_metrics, volu
 from harness.progress import progress
 from harness.runner import RunContext
 from harness.store import Metric
-from harness.training import fit, to_device
+from harness.implicit import ImplicitNetwork
+from harness.training import as_batch, fit
 
 from . import ReconstructionConfig
-
-
-class OccupancyNetwork(nn.Module):
-    """Encoder + occupancy decoder: (input, query points) -> occupancy logits."""
-
-    def __init__(self, encoder: nn.Module, decoder: nn.Module, input_key: str) -> None:
-        super().__init__()
-        self.encoder, self.decoder, self.input_key = encoder, decoder, input_key
-
-    def encode(self, batch: dict) -> torch.Tensor:
-        return self.encoder(batch[self.input_key])
-
-    def forward(self, batch: dict, query: torch.Tensor) -> torch.Tensor:
-        return self.decoder(query, self.encode(batch))
-
-    @torch.no_grad()
-    def probabilities(self, code: torch.Tensor, query: torch.Tensor, chunk: int = 100_000) -> torch.Tensor:
-        """Occupancy probabilities of many points for one encoded batch, in chunks to bound memory."""
-        return torch.cat([torch.sigmoid(self.decoder(part, code)) for part in query.split(chunk, dim=1)], dim=1)
 
 
 class ReconstructionProtocol:
@@ -45,7 +26,7 @@ class ReconstructionProtocol:
     def run(self, ctx: RunContext) -> list[Metric]:
         encoder = ctx.build("encoder", ctx.dataset.info)
         decoder = ctx.build("decoder", encoder.encoding, ctx.dataset.info)
-        model = OccupancyNetwork(encoder, decoder, ctx.specs["encoder"].capabilities.consumes).to(ctx.device)
+        model = ImplicitNetwork(encoder, decoder, ctx.specs["encoder"].capabilities.consumes).to(ctx.device)
         best_val = self.train(model, ctx)
         metrics = [metric("val", "iou", best_val)]
         metrics += self.test(model, ctx)
@@ -53,9 +34,9 @@ class ReconstructionProtocol:
         return metrics
 
     # ----- training ------------------------------------------------------------------------------
-    def train(self, model: OccupancyNetwork, ctx: RunContext) -> float:
+    def train(self, model: ImplicitNetwork, ctx: RunContext) -> float:
         """Adam on summed-over-points BCE, selected on validation IoU; returns the best validation IoU."""
-        def loss(model: OccupancyNetwork, batch: dict) -> torch.Tensor:
+        def loss(model: ImplicitNetwork, batch: dict) -> torch.Tensor:
             logits = model(batch, batch[QUERY])
             return F.binary_cross_entropy_with_logits(logits, batch[OCCUPANCY], reduction="none").sum(-1).mean()
 
@@ -69,18 +50,18 @@ class ReconstructionProtocol:
         return list(range(min(count, limit) if limit else count))
 
     @torch.no_grad()
-    def shape_iou(self, model: OccupancyNetwork, item: dict, device: torch.device) -> float:
-        batch = to_device({k: v.unsqueeze(0) for k, v in item.items() if torch.is_tensor(v)}, device)
-        probs = model.probabilities(model.encode(batch), batch[IOU_QUERY])[0]
+    def shape_iou(self, model: ImplicitNetwork, item: dict, device: torch.device) -> float:
+        batch = as_batch(item, device)
+        probs = torch.sigmoid(model.decode(model.encode(batch), batch[IOU_QUERY]))[0]
         return volumetric_iou(probs.cpu().numpy(), item[IOU_OCCUPANCY].numpy(), threshold=self.config.iou_threshold)
 
-    def mean_iou(self, model: OccupancyNetwork, ctx: RunContext, split: str) -> float:
+    def mean_iou(self, model: ImplicitNetwork, ctx: RunContext, split: str) -> float:
         model.eval()
         data = ctx.dataset.split(split)
         return float(np.mean([self.shape_iou(model, data[i], ctx.device) for i in self._eval_items(ctx, split)]))
 
     @torch.no_grad()
-    def test(self, model: OccupancyNetwork, ctx: RunContext) -> list[Metric]:
+    def test(self, model: ImplicitNetwork, ctx: RunContext) -> list[Metric]:
         """Per shape: volumetric IoU and mesh metrics of the MISE mesh; then per-class and class-mean figures."""
         cfg = self.config
         model.eval()
@@ -90,12 +71,12 @@ class ReconstructionProtocol:
         per_shape, classes = [], []
         for n, i in enumerate(progress(self._eval_items(ctx, "test"), desc="test")):
             item = data[i]
-            batch = to_device({k: v.unsqueeze(0) for k, v in item.items() if torch.is_tensor(v)}, ctx.device)
+            batch = as_batch(item, ctx.device)
             code = model.encode(batch)
 
             def occupancy(points: np.ndarray) -> np.ndarray:
                 query = torch.from_numpy(points).to(ctx.device).unsqueeze(0)
-                return model.probabilities(code, query)[0].cpu().numpy()
+                return torch.sigmoid(model.decode(code, query))[0].cpu().numpy()
 
             vertices, faces = extract_mesh(occupancy, threshold=cfg.threshold, resolution0=cfg.resolution0,
                                            upsampling_steps=cfg.upsampling_steps)

@@ -1,0 +1,41 @@
+"""Part segmentation at query points (the implicit formulation; with query = input points, the
+conventional per-point task).
+
+Kept torch-free so that listing components stays fast; the protocol lives in ``protocol.py``.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from harness.specs import ComponentSpec, Kind, ProtocolCaps
+from harness.training_config import TrainingConfig
+
+
+@dataclass
+class SegmentationConfig(TrainingConfig):
+    """The paper's schedule; model selection on validation instance mIoU."""
+
+    category_parts_only: bool = True  # predict among the shape's category parts (ShapeNetPart convention)
+
+
+SPEC = ComponentSpec(
+    kind=Kind.PROTOCOL,
+    name="segmentation",
+    factory="harness_plugins.protocols.segmentation.protocol:SegmentationProtocol",
+    config=SegmentationConfig,
+    capabilities=ProtocolCaps(
+        roles=("dataset", "encoder", "decoder"),
+        tasks=("segmentation",),
+        reference_tables=("generalising_t1b", "generalising_t6", "generalising_t7", "generalising_t8"),
+        reference_metrics={"mIoU": "miou"},
+        primary_metric="miou",
+    ),
+    version="1",
+    citation='Hughes et al., "Towards Generalising Neural Implicit Representations", ECCV Workshops 2022',
+    description="Cross-entropy on labelled query points (Voronoi labels inside the shape, outside ignored); "
+                "per-shape part mIoU, a part absent from prediction and truth counting 1.",
+    profiles={
+        "smoke": {"steps": 4, "batch_size": 4, "lr": 1e-3, "validate_every": 2, "checkpoint_every": 2},
+        "quick": {"steps": 400, "batch_size": 16, "lr": 1e-3, "validate_every": 200, "checkpoint_every": 200},
+    },
+)

@@ -1,0 +1,63 @@
+"""The segmentation protocol: per-point part cross-entropy, scored by per-shape part mIoU."""
+from __future__ import annotations
+
+import torch
+from torch.nn import functional as F
+
+from harness.data import IGNORE_INDEX, LABEL, PART, QUERY
+from harness.implicit import ImplicitNetwork
+from harness.metrics.directions import metric
+from harness.metrics.segmentation import aggregate_miou, shape_miou
+from harness.progress import progress
+from harness.runner import RunContext
+from harness.store import Metric
+from harness.training import as_batch, fit
+
+from . import SegmentationConfig
+
+
+def part_loss(model: ImplicitNetwork, batch: dict) -> torch.Tensor:
+    """Mean cross-entropy over labelled query points (outside points carry IGNORE_INDEX)."""
+    logits = model(batch, batch[QUERY])
+    labels = batch[PART]
+    total = F.cross_entropy(logits.flatten(0, 1), labels.flatten(), ignore_index=IGNORE_INDEX, reduction="sum")
+    return total / (labels != IGNORE_INDEX).sum().clamp(min=1)
+
+
+class SegmentationProtocol:
+    def __init__(self, config: SegmentationConfig) -> None:
+        self.config = config
+
+    def run(self, ctx: RunContext) -> list[Metric]:
+        info = ctx.dataset.info
+        encoder = ctx.build("encoder", info)
+        decoder = ctx.build("decoder", encoder.encoding, info)
+        model = ImplicitNetwork(encoder, decoder, ctx.specs["encoder"].capabilities.consumes).to(ctx.device)
+        best_val = fit(model, ctx.dataset.split("train"), self.config, ctx.run_dir, ctx.device, ctx.seed, part_loss,
+                       validate=lambda model: self.scores(model, ctx, "val")[0]["miou"], metric_name="mIoU")
+        overall, per_category = self.scores(model, ctx, "test")
+        return ([metric("val", "miou", best_val)]
+                + [metric("test", name, value) for name, value in overall.items()]
+                + [metric("test", "miou", value, class_name=name) for name, value in per_category.items()]
+                + [metric("test", "parameters", sum(p.numel() for p in model.parameters()))])
+
+    @torch.no_grad()
+    def scores(self, model: ImplicitNetwork, ctx: RunContext, split: str) -> tuple[dict[str, float], dict[str, float]]:
+        """Per-shape mIoU over the labelled query points of every item of ``split``, aggregated."""
+        model.eval()
+        info, data = ctx.dataset.info, ctx.dataset.split(split)
+        shape_scores, categories = [], []
+        for index in progress(range(len(data)), desc=f"{split} mIoU"):
+            item = data[index]
+            category = info.classes[int(item[LABEL])]
+            parts = info.parts_per_class[category]
+            logits = model(as_batch(item, ctx.device), as_batch(item, ctx.device)[QUERY])[0]
+            if self.config.category_parts_only:
+                allowed = torch.full((logits.shape[-1],), -torch.inf, device=logits.device)
+                allowed[list(parts)] = 0.0
+                logits = logits + allowed
+            labelled = item[PART] != IGNORE_INDEX
+            predicted = logits.argmax(-1).cpu()[labelled].numpy()
+            shape_scores.append(shape_miou(predicted, item[PART][labelled].numpy(), parts))
+            categories.append(category)
+        return aggregate_miou(shape_scores, categories)
