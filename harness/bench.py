@@ -32,7 +32,8 @@ class Combination:
 
     def overrides(self) -> list[str]:
         chosen = [f"protocol={self.protocol}", f"dataset={self.dataset}", f"encoder={self.encoder}"]
-        return chosen + [f"decoder={self.decoder}" if self.decoder else "decoder=null"]
+        # without a decoder role the default decoder stays selected; the runner leaves it out of the run
+        return chosen + ([f"decoder={self.decoder}"] if self.decoder else [])
 
     def __str__(self) -> str:
         return " ".join(self.overrides())

@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterator
 
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig, OmegaConf, open_dict
 
 import harness
 from harness import compat
@@ -50,6 +50,7 @@ class RunContext:
     device: Any  # torch.device
     run_dir: Path
     seed: int
+    registry: Registry
 
     def config(self, role: str) -> Any:
         return component_config(self.cfg, self.specs[role])
@@ -58,6 +59,12 @@ class RunContext:
         """Build the component chosen for ``role`` from its spec and config."""
         spec = self.specs[role]
         return spec.build(self.config(role), *args, **kwargs)
+
+    def build_named(self, kind: Kind, name: str, *args: Any) -> Any:
+        """Build a component the protocol picks itself (e.g. the heads of a multi-task model), with its
+        defaults and this run's profile overrides."""
+        spec = self.registry.get(kind, name)
+        return spec.build(spec.config(**spec.profiles.get(self.cfg.profile.name, {})), *args)
 
 
 @dataclass
@@ -79,9 +86,12 @@ def resolve_specs(cfg: DictConfig, registry: Registry) -> dict[str, ComponentSpe
     return specs
 
 
-def method_label(specs: dict[str, ComponentSpec]) -> str:
-    """How a combination reads in a leaderboard row: its components in model order."""
-    return " + ".join(specs[role].name for role in ("encoder", "decoder", "compressor") if role in specs)
+def method_label(specs: dict[str, ComponentSpec], protocol_config: Any = None) -> str:
+    """How a combination reads in a leaderboard row: its components in model order, then what the
+    protocol's config says of itself (its ``describe()``, e.g. a multi-task protocol's task set)."""
+    label = " + ".join(specs[role].name for role in ("encoder", "decoder", "compressor") if role in specs)
+    describe = getattr(protocol_config, "describe", None)
+    return f"{label} [{describe()}]" if describe else label
 
 
 def run_identity(cfg: DictConfig, specs: dict[str, ComponentSpec], fingerprint: str, seed: bool = True) -> str:
@@ -120,6 +130,13 @@ def execute(cfg: DictConfig, registry: Registry) -> RunOutcome:
 
     specs = resolve_specs(cfg, registry)
     protocol_spec = specs.pop("protocol")
+    unused = [role for role in ("encoder", "decoder") if role in specs and role not in protocol_spec.capabilities.roles]
+    if unused:  # e.g. the default decoder under a protocol that picks its own heads: not part of this run
+        cfg = cfg.copy()
+        with open_dict(cfg):
+            for role in unused:
+                cfg[role] = None
+                del specs[role]
     compat.check(protocol_spec, specs)
     specs["protocol"] = protocol_spec
     device = resolve_device(cfg.device)
@@ -130,7 +147,8 @@ def execute(cfg: DictConfig, registry: Registry) -> RunOutcome:
     run_dir = Path(cfg.paths.runs) / identity[:16]
     record = RunRecord(
         identity=identity, variant=run_identity(cfg, specs, dataset.info.fingerprint, seed=False),
-        protocol=protocol_spec.name, dataset=dataset.info.name, method=method_label(specs),
+        protocol=protocol_spec.name, dataset=dataset.info.name,
+        method=method_label(specs, component_config(cfg, protocol_spec)),
         components={role: {"name": spec.name, "version": spec.version} for role, spec in sorted(specs.items())},
         profile=cfg.profile.name, dataset_fingerprint=dataset.info.fingerprint,
         config=OmegaConf.to_container(cfg, resolve=True), seed=cfg.seed, environment=environment(str(device)),
@@ -153,7 +171,8 @@ def execute(cfg: DictConfig, registry: Registry) -> RunOutcome:
     with _sigterm_as_interrupt():
         try:
             protocol = protocol_spec.build(component_config(cfg, protocol_spec))
-            context = RunContext(cfg=cfg, specs=specs, dataset=dataset, device=device, run_dir=run_dir, seed=cfg.seed)
+            context = RunContext(cfg=cfg, specs=specs, dataset=dataset, device=device, run_dir=run_dir, seed=cfg.seed,
+                                 registry=registry)
             metrics = protocol.run(context)
         except KeyboardInterrupt as exc:
             store.fail(run_id, f"interrupted: {exc or 'KeyboardInterrupt'}", interrupted=True)

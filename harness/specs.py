@@ -36,6 +36,7 @@ TASK_TARGETS = {
     "segmentation": "part",
     "semantic": "semantic",
     "classification": "label",
+    "joint": None,  # occupancy + part logits from one network (multi-task protocols check targets)
     "context": None,
 }
 

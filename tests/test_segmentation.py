@@ -8,6 +8,7 @@ import torch
 from harness.bench import compose_config
 from harness.config import register_configs
 from harness.data import IGNORE_INDEX
+from harness.losses import part_loss
 from harness.metrics.segmentation import aggregate_miou, shape_miou
 from harness.registry import default_registry
 from harness.runner import execute
@@ -28,16 +29,10 @@ def test_instance_and_class_miou():
 
 
 def test_part_loss_ignores_outside_points():
-    from harness_plugins.protocols.segmentation.protocol import part_loss
-
-    class Fixed(torch.nn.Module):
-        def forward(self, batch, query):
-            return batch["logits"]
-
     logits = torch.tensor([[[2.0, 0.0], [0.0, 2.0], [5.0, -5.0]]])
     labels = torch.tensor([[0, 0, IGNORE_INDEX]])
     expected = (torch.log1p(torch.exp(torch.tensor(-2.0))) + torch.log1p(torch.exp(torch.tensor(2.0)))) / 2
-    loss = part_loss(Fixed(), {"logits": logits, "part": labels, "query": torch.zeros(1, 3, 3)})
+    loss = part_loss(logits, labels)
     assert loss.item() == pytest.approx(expected.item(), rel=1e-6)
 
 

@@ -1,7 +1,7 @@
 """Builtin decoders (entry point ``builtin_decoders``)."""
 from harness.hooks import Register, hookimpl
 
-from . import classifier, occupancy, segmentation
+from . import classifier, joint, occupancy, segmentation
 
 
 @hookimpl
@@ -9,3 +9,4 @@ def register_decoders(register: Register) -> None:
     register(occupancy.SPEC)
     register(classifier.SPEC)
     register(segmentation.SPEC)
+    register(joint.SPEC)

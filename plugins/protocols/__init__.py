@@ -1,7 +1,7 @@
 """Builtin protocols (entry point ``builtin_protocols``)."""
 from harness.hooks import Register, hookimpl
 
-from . import classification, reconstruction, segmentation
+from . import classification, holdout, multitask, reconstruction, segmentation
 
 
 @hookimpl
@@ -9,3 +9,5 @@ def register_protocols(register: Register) -> None:
     register(reconstruction.SPEC)
     register(classification.SPEC)
     register(segmentation.SPEC)
+    register(multitask.SPEC)
+    register(holdout.SPEC)

@@ -78,3 +78,15 @@ def build(config: OccupancyConfig, encoding: EncodingInfo, info: DatasetInfo) ->
     """Decoder factory: sizes the conditioning layers from the encoder's code width."""
     check_encoding(encoding, SPEC.name, SPEC.capabilities.consumes)
     return CBNDecoder(encoding.dim, hidden=config.hidden, blocks=config.blocks)
+
+
+def build_part_decoder(spec_name: str, config: OccupancyConfig, encoding: EncodingInfo, info: DatasetInfo,
+                       leading_outputs: int = 0) -> CBNDecoder:
+    """The CBN network with one logit per part of the dataset's vocabulary, after ``leading_outputs`` others
+    (the segmentation decoder has none; the joint decoder puts the occupancy logit first)."""
+    check_encoding(encoding, spec_name, ("global",))
+    if len(info.parts) < 2:
+        raise ValueError(f"decoder {spec_name!r} needs a part vocabulary; dataset {info.name!r} declares "
+                         f"{len(info.parts)} part(s)")
+    return CBNDecoder(encoding.dim, hidden=config.hidden, blocks=config.blocks,
+                      outputs=leading_outputs + len(info.parts))

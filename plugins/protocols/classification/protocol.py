@@ -4,9 +4,9 @@ from __future__ import annotations
 import numpy as np
 import torch
 from torch import nn
-from torch.nn import functional as F
 
 from harness.data import LABEL
+from harness.losses import class_loss
 from harness.metrics.classification import classification_metrics
 from harness.metrics.directions import metric
 from harness.runner import RunContext
@@ -37,7 +37,7 @@ class ClassificationProtocol:
         head = ctx.build("decoder", encoder.encoding, info)
         model = EncoderClassifier(encoder, head, ctx.specs["encoder"].capabilities.consumes).to(ctx.device)
         best_val = fit(model, ctx.dataset.split("train"), self.config, ctx.run_dir, ctx.device, ctx.seed,
-                       loss_fn=lambda model, batch: F.cross_entropy(model(batch), batch[LABEL]),
+                       loss_fn=lambda model, batch: class_loss(model(batch), batch[LABEL]),
                        validate=lambda model: self.top1(model, ctx, "val"), metric_name="top1")
         predicted, target = self.predict(model, ctx, "test")
         overall, per_class = classification_metrics(predicted, target, info.classes)

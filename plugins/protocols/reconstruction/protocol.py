@@ -4,7 +4,6 @@ from __future__ import annotations
 import numpy as np
 import torch
 import trimesh
-from torch.nn import functional as F
 
 from harness.data import INDEX, IOU_OCCUPANCY, IOU_QUERY, LABEL, NORMALS, OCCUPANCY, QUERY, SURFACE
 from harness.geometry.extraction import extract_mesh
@@ -14,6 +13,7 @@ from harness.progress import progress
 from harness.runner import RunContext
 from harness.store import Metric
 from harness.implicit import ImplicitNetwork
+from harness.losses import occupancy_loss
 from harness.training import as_batch, fit
 
 from . import ReconstructionConfig
@@ -36,11 +36,8 @@ class ReconstructionProtocol:
     # ----- training ------------------------------------------------------------------------------
     def train(self, model: ImplicitNetwork, ctx: RunContext) -> float:
         """Adam on summed-over-points BCE, selected on validation IoU; returns the best validation IoU."""
-        def loss(model: ImplicitNetwork, batch: dict) -> torch.Tensor:
-            logits = model(batch, batch[QUERY])
-            return F.binary_cross_entropy_with_logits(logits, batch[OCCUPANCY], reduction="none").sum(-1).mean()
-
-        return fit(model, ctx.dataset.split("train"), self.config, ctx.run_dir, ctx.device, ctx.seed, loss,
+        return fit(model, ctx.dataset.split("train"), self.config, ctx.run_dir, ctx.device, ctx.seed,
+                   lambda model, batch: occupancy_loss(model(batch, batch[QUERY]), batch[OCCUPANCY]),
                    validate=lambda model: self.mean_iou(model, ctx, "val"), metric_name="IoU")
 
     # ----- evaluation ----------------------------------------------------------------------------

@@ -2,10 +2,10 @@
 from __future__ import annotations
 
 import torch
-from torch.nn import functional as F
 
 from harness.data import IGNORE_INDEX, LABEL, PART, QUERY
 from harness.implicit import ImplicitNetwork
+from harness.losses import part_loss
 from harness.metrics.directions import metric
 from harness.metrics.segmentation import aggregate_miou, shape_miou
 from harness.progress import progress
@@ -14,14 +14,6 @@ from harness.store import Metric
 from harness.training import as_batch, fit
 
 from . import SegmentationConfig
-
-
-def part_loss(model: ImplicitNetwork, batch: dict) -> torch.Tensor:
-    """Mean cross-entropy over labelled query points (outside points carry IGNORE_INDEX)."""
-    logits = model(batch, batch[QUERY])
-    labels = batch[PART]
-    total = F.cross_entropy(logits.flatten(0, 1), labels.flatten(), ignore_index=IGNORE_INDEX, reduction="sum")
-    return total / (labels != IGNORE_INDEX).sum().clamp(min=1)
 
 
 class SegmentationProtocol:
@@ -33,7 +25,8 @@ class SegmentationProtocol:
         encoder = ctx.build("encoder", info)
         decoder = ctx.build("decoder", encoder.encoding, info)
         model = ImplicitNetwork(encoder, decoder, ctx.specs["encoder"].capabilities.consumes).to(ctx.device)
-        best_val = fit(model, ctx.dataset.split("train"), self.config, ctx.run_dir, ctx.device, ctx.seed, part_loss,
+        best_val = fit(model, ctx.dataset.split("train"), self.config, ctx.run_dir, ctx.device, ctx.seed,
+                       lambda model, batch: part_loss(model(batch, batch[QUERY]), batch[PART]),
                        validate=lambda model: self.scores(model, ctx, "val")[0]["miou"], metric_name="mIoU")
         overall, per_category = self.scores(model, ctx, "test")
         return ([metric("val", "miou", best_val)]

@@ -1,0 +1,154 @@
+"""The multi-task protocol: one encoder, a head per task, the weighted loss sum, every task's metrics.
+
+Each task is evaluated by its own protocol's code on a view of the shared model (encoder + that
+task's head), so the multi-task figures are computed exactly like the single-task ones.
+"""
+from __future__ import annotations
+
+from typing import Sequence
+
+import torch
+from torch import nn
+
+from harness.data import LABEL, OCCUPANCY, PART, QUERY
+from harness.implicit import ImplicitNetwork
+from harness.losses import class_loss, occupancy_loss, part_loss
+from harness.metrics.classification import classification_metrics
+from harness.metrics.directions import metric
+from harness.runner import RunContext
+from harness.specs import TASK_TARGETS, Kind
+from harness.store import Metric
+from harness.training import fit
+
+from ..classification.protocol import ClassificationProtocol, EncoderClassifier
+from ..reconstruction.protocol import ReconstructionProtocol
+from ..segmentation.protocol import SegmentationProtocol
+from . import TASKS, MultitaskConfig
+
+# Model selection follows the first task of the list: its validation metric, higher is better.
+SELECTION = {"occupancy": "IoU", "classification": "top1", "segmentation": "mIoU"}
+
+
+class Channels(nn.Module):
+    """A view of some output channels of a per-point decoder (slicing the joint decoder)."""
+
+    def __init__(self, decoder: nn.Module, channels: slice | int) -> None:
+        super().__init__()
+        self.decoder, self.channels = decoder, channels
+
+    def forward(self, query: torch.Tensor, code: torch.Tensor) -> torch.Tensor:
+        return self.decoder(query, code)[..., self.channels]
+
+
+class MultitaskModel(nn.Module):
+    """One encoder and a head per task; ``view(task)`` is the single-task model its protocol evaluates."""
+
+    def __init__(self, encoder: nn.Module, heads: dict[str, nn.Module], input_key: str) -> None:
+        super().__init__()
+        self.encoder, self.heads, self.input_key = encoder, nn.ModuleDict(heads), input_key
+
+    def view(self, task: str) -> nn.Module:
+        if task == "classification":
+            return EncoderClassifier(self.encoder, self.heads[task], self.input_key)
+        return ImplicitNetwork(self.encoder, self.heads[task], self.input_key)
+
+    def losses(self, batch: dict) -> dict[str, torch.Tensor]:
+        code = self.encoder(batch[self.input_key])
+        joint = self.heads["joint"] if "joint" in self.heads else None
+        per_point = joint(batch[QUERY], code) if joint is not None else None
+        losses = {}
+        for task in self.heads:
+            if task == "classification":
+                losses[task] = class_loss(self.heads[task](code), batch[LABEL])
+            elif task == "occupancy":
+                logits = per_point[..., 0] if per_point is not None else self.heads[task](batch[QUERY], code)
+                losses[task] = occupancy_loss(logits, batch[OCCUPANCY])
+            elif task == "segmentation":
+                logits = per_point[..., 1:] if per_point is not None else self.heads[task](batch[QUERY], code)
+                losses[task] = part_loss(logits, batch[PART])
+        return losses
+
+
+def check_tasks(tasks: Sequence[str], decoders: str, targets: Sequence[str], dataset: str) -> None:
+    """Clear errors for an unknown task, a bad decoder layout or a dataset without a task's targets."""
+    unknown = [t for t in tasks if t not in TASKS]
+    if unknown or not tasks:
+        raise ValueError(f"protocol.tasks={list(tasks)}: expected a non-empty subset of {list(TASKS)}")
+    if decoders not in ("parallel", "joint"):
+        raise ValueError(f"protocol.decoders={decoders!r}: expected 'parallel' or 'joint'")
+    if decoders == "joint" and not {"occupancy", "segmentation"} <= set(tasks):
+        raise ValueError("protocol.decoders=joint decodes occupancy and segmentation together; "
+                         f"protocol.tasks={list(tasks)} lacks one of them")
+    missing = [t for t in tasks if TASK_TARGETS[t] not in targets]
+    if missing:
+        raise ValueError(f"dataset {dataset} provides {', '.join(targets)} targets; tasks {missing} need "
+                         f"{', '.join(TASK_TARGETS[t] for t in missing)}")
+
+
+def build_model(ctx: RunContext, tasks: Sequence[str], decoders: str, head_names: dict[str, str]) -> MultitaskModel:
+    """The encoder chosen for the run and a freshly built head per task."""
+    info = ctx.dataset.info
+    check_tasks(tasks, decoders, info.targets, info.name)
+    encoder = ctx.build("encoder", info)
+    heads: dict[str, nn.Module] = {}
+    if decoders == "joint":
+        joint = ctx.build_named(Kind.DECODER, head_names["joint"], encoder.encoding, info)
+        heads = {"occupancy": Channels(joint, 0), "segmentation": Channels(joint, slice(1, None))}
+    for task in tasks:
+        if task not in heads:
+            heads[task] = ctx.build_named(Kind.DECODER, head_names[task], encoder.encoding, info)
+    if decoders == "joint":
+        heads["joint"] = joint  # the shared network, decoded once per batch in losses()
+    model = MultitaskModel(encoder, heads, ctx.specs["encoder"].capabilities.consumes)
+    return model.to(ctx.device)
+
+
+def train(model: MultitaskModel, ctx: RunContext, config: MultitaskConfig, tasks: Sequence[str], run_dir,
+          parameters=None) -> float:
+    """Fit the weighted loss sum; model selection on the first task's validation metric."""
+    weights = {task: 1.0 if task == "occupancy" else float(config.weights.get(task, 1.0)) for task in tasks}
+
+    def loss(model: MultitaskModel, batch: dict) -> torch.Tensor:
+        losses = model.losses(batch)
+        return sum(weights[task] * losses[task] for task in tasks)
+
+    return fit(model, ctx.dataset.split("train"), config, run_dir, ctx.device, ctx.seed, loss,
+               validate=lambda model: validation_score(model, ctx, config, tasks[0]),
+               metric_name=SELECTION[tasks[0]], parameters=parameters)
+
+
+def validation_score(model: MultitaskModel, ctx: RunContext, config: MultitaskConfig, task: str) -> float:
+    if task == "occupancy":
+        return ReconstructionProtocol(config).mean_iou(model.view(task), ctx, "val")
+    if task == "classification":
+        return ClassificationProtocol(config).top1(model.view(task), ctx, "val")
+    return SegmentationProtocol(config).scores(model.view(task), ctx, "val")[0]["miou"]
+
+
+def evaluate(model: MultitaskModel, ctx: RunContext, config: MultitaskConfig, tasks: Sequence[str]) -> list[Metric]:
+    """Every task's test metrics, computed by that task's own protocol on the model's view."""
+    metrics: list[Metric] = []
+    if "occupancy" in tasks:
+        metrics += ReconstructionProtocol(config).test(model.view("occupancy"), ctx)
+    if "classification" in tasks:
+        predicted, target = ClassificationProtocol(config).predict(model.view("classification"), ctx, "test")
+        overall, per_class = classification_metrics(predicted, target, ctx.dataset.info.classes)
+        metrics += [metric("test", name, value) for name, value in overall.items()]
+        metrics += [metric("test", "top1", value, class_name=name) for name, value in per_class.items()]
+    if "segmentation" in tasks:
+        overall, per_category = SegmentationProtocol(config).scores(model.view("segmentation"), ctx, "test")
+        metrics += [metric("test", name, value) for name, value in overall.items()]
+        metrics += [metric("test", "miou", value, class_name=name) for name, value in per_category.items()]
+    return metrics
+
+
+class MultitaskProtocol:
+    def __init__(self, config: MultitaskConfig) -> None:
+        self.config = config
+
+    def run(self, ctx: RunContext) -> list[Metric]:
+        cfg = self.config
+        model = build_model(ctx, cfg.tasks, cfg.decoders, cfg.heads)
+        best_val = train(model, ctx, cfg, cfg.tasks, ctx.run_dir)
+        return ([metric("val", SELECTION[cfg.tasks[0]].lower(), best_val)] + evaluate(model, ctx, cfg, cfg.tasks)
+                + [metric("test", "parameters", sum(p.numel() for p in model.parameters()))])
