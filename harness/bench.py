@@ -29,18 +29,20 @@ class Combination:
     dataset: str
     encoder: str
     decoder: str | None
+    variant: tuple[str, ...] = ()  # the protocol's bench variant overrides
 
     def overrides(self) -> list[str]:
         chosen = [f"protocol={self.protocol}", f"dataset={self.dataset}", f"encoder={self.encoder}"]
         # without a decoder role the default decoder stays selected; the runner leaves it out of the run
-        return chosen + ([f"decoder={self.decoder}"] if self.decoder else [])
+        return chosen + ([f"decoder={self.decoder}"] if self.decoder else []) + list(self.variant)
 
     def __str__(self) -> str:
         return " ".join(self.overrides())
 
 
 def combinations(registry: Registry, datasets: Sequence[ComponentSpec] | None = None) -> Iterator[Combination]:
-    """Every (protocol, dataset, encoder, decoder) the capabilities accept, in sorted order."""
+    """Every (protocol, dataset, encoder, decoder) the capabilities accept, in sorted order, once per bench
+    variant of the protocol whose input modalities admit the encoder."""
     if datasets is None:
         datasets = [d for d in registry.specs(Kind.DATASET) if d.capabilities.synthetic]
     for protocol in registry.specs(Kind.PROTOCOL):
@@ -51,8 +53,12 @@ def combinations(registry: Registry, datasets: Sequence[ComponentSpec] | None = 
             for encoder in registry.specs(Kind.ENCODER):
                 for decoder in decoders:
                     parts = {"dataset": dataset, "encoder": encoder, "decoder": decoder}
-                    if not mismatches(protocol, parts):
-                        yield Combination(protocol.name, dataset.name, encoder.name, decoder.name if decoder else None)
+                    if mismatches(protocol, parts):
+                        continue
+                    for variant in protocol.capabilities.bench:
+                        if not variant.inputs or encoder.capabilities.consumes in variant.inputs:
+                            yield Combination(protocol.name, dataset.name, encoder.name,
+                                              decoder.name if decoder else None, variant.overrides)
 
 
 def compose_config(overrides: Sequence[str]):

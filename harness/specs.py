@@ -68,6 +68,14 @@ class CompressorCaps:
 
 
 @dataclass(frozen=True)
+class BenchVariant:
+    """One configuration ``harness bench`` runs a protocol in (a leaderboard row per variant)."""
+
+    overrides: tuple[str, ...] = ()  # Hydra overrides, e.g. ("protocol.tasks=[occupancy,classification]",)
+    inputs: tuple[str, ...] = ()  # encoder input modalities it runs with; empty: every compatible encoder
+
+
+@dataclass(frozen=True)
 class ProtocolCaps:
     roles: tuple[str, ...]  # component kinds it needs, e.g. ("dataset", "encoder", "decoder")
     tasks: tuple[str, ...] = ()  # decoder tasks it accepts (empty: no decoder role)
@@ -76,6 +84,7 @@ class ProtocolCaps:
     reference_tables: tuple[str, ...] = ()
     reference_metrics: Mapping[str, str] = field(default_factory=dict)
     primary_metric: str = ""  # leads its leaderboard and its per-class table
+    bench: tuple[BenchVariant, ...] = (BenchVariant(),)  # what ``harness bench`` runs
 
 
 Capabilities = EncoderCaps | DecoderCaps | DatasetCaps | CompressorCaps | ProtocolCaps

@@ -29,6 +29,6 @@ SPEC = ComponentSpec(
     description="Occupancy decoder: residual 1x1-conv blocks with batch norm conditioned on a global code.",
     profiles={
         "smoke": {"hidden": 16, "blocks": 1},
-        "quick": {"hidden": 64, "blocks": 5},
+        "quick": {"hidden": 32, "blocks": 5},
     },
 )

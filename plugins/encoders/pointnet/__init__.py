@@ -29,6 +29,6 @@ SPEC = ComponentSpec(
     description="ResNet-PointNet: five residual FC blocks with max-pool feature concatenation, to a global code.",
     profiles={
         "smoke": {"hidden": 16, "code_size": 16},
-        "quick": {"hidden": 128, "code_size": 128},
+        "quick": {"hidden": 64, "code_size": 64},
     },
 )

@@ -33,6 +33,6 @@ SPEC = ComponentSpec(
     description="Cross-entropy on class labels; selection on validation top-1; test top-1 overall and per class.",
     profiles={
         "smoke": {"steps": 4, "batch_size": 4, "lr": 1e-3, "validate_every": 2, "checkpoint_every": 2},
-        "quick": {"steps": 400, "batch_size": 32, "lr": 1e-3, "validate_every": 100, "checkpoint_every": 100},
+        "quick": {"steps": 300, "batch_size": 32, "lr": 1e-3, "validate_every": 100, "checkpoint_every": 100},
     },
 )

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from harness.specs import ComponentSpec, Kind, ProtocolCaps
+from harness.specs import BenchVariant, ComponentSpec, Kind, ProtocolCaps
 
 from ..multitask import SPEC as MULTITASK
 from ..multitask import TaskHeadsConfig
@@ -36,6 +36,15 @@ SPEC = ComponentSpec(
         reference_tables=("generalising_t2", "generalising_t4", "generalising_t8"),
         reference_metrics={"IoU": "iou", "accuracy": "top1", "mIoU": "miou"},
         primary_metric="top1",
+        # the paper's rows: classification / segmentation w/ ONet encoder, and each with the other
+        # semantic task added to the encoder's training (Tables 2, 4, 8)
+        bench=(BenchVariant(("protocol.pretrain_tasks=[occupancy]", "protocol.task=classification")),
+               BenchVariant(("protocol.pretrain_tasks=[occupancy]", "protocol.task=segmentation"),
+                            inputs=("points",)),
+               BenchVariant(("protocol.pretrain_tasks=[occupancy,segmentation]", "protocol.task=classification"),
+                            inputs=("points",)),
+               BenchVariant(("protocol.pretrain_tasks=[occupancy,classification]", "protocol.task=segmentation"),
+                            inputs=("points",))),
     ),
     version="1",
     citation='Hughes et al., "Towards Generalising Neural Implicit Representations", ECCV Workshops 2022',

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from harness.specs import ComponentSpec, Kind, ProtocolCaps
+from harness.specs import BenchVariant, ComponentSpec, Kind, ProtocolCaps
 
 from ..reconstruction import SPEC as RECONSTRUCTION
 from ..reconstruction import ReconstructionConfig
@@ -47,11 +47,18 @@ SPEC = ComponentSpec(
         reference_tables=("generalising_t2", "generalising_t4", "generalising_t6", "generalising_t7"),
         reference_metrics={"IoU": "iou", "Chamfer-L1": "chamfer_l1", "accuracy": "top1", "mIoU": "miou"},
         primary_metric="iou",
+        # the paper's rows: joint classification & ONet (points and images); segmentation & ONet with
+        # parallel or joint decoders; all three tasks (points)
+        bench=(BenchVariant(("protocol.tasks=[occupancy,classification]",)),
+               BenchVariant(("protocol.tasks=[occupancy,segmentation]",), inputs=("points",)),
+               BenchVariant(("protocol.tasks=[occupancy,segmentation]", "protocol.decoders=joint"),
+                            inputs=("points",)),
+               BenchVariant(("protocol.tasks=[occupancy,classification,segmentation]",), inputs=("points",))),
     ),
     version="1",
     citation='Hughes et al., "Towards Generalising Neural Implicit Representations", ECCV Workshops 2022',
     description="Weighted sum of reconstruction, classification and segmentation losses on one encoding; "
                 "parallel or joint decoders; every task's metrics.",
     profiles={"smoke": dict(RECONSTRUCTION.profiles["smoke"]),
-              "quick": {**RECONSTRUCTION.profiles["quick"], "steps": 400}},
+              "quick": dict(RECONSTRUCTION.profiles["quick"])},
 )

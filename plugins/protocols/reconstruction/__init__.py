@@ -45,7 +45,7 @@ SPEC = ComponentSpec(
         "smoke": {"steps": 4, "batch_size": 4, "lr": 1e-3, "validate_every": 2, "checkpoint_every": 2,
                   "resolution0": 8, "upsampling_steps": 1, "eval_points": 2_000, "meshes_saved": 1,
                   "max_eval_shapes": 4},
-        "quick": {"steps": 600, "batch_size": 16, "lr": 1e-3, "validate_every": 200, "checkpoint_every": 200,
+        "quick": {"steps": 400, "batch_size": 16, "lr": 1e-3, "validate_every": 200, "checkpoint_every": 200,
                   "resolution0": 16, "upsampling_steps": 2, "eval_points": 20_000, "meshes_saved": 4},
     },
 )

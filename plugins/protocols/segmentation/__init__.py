@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from harness.specs import ComponentSpec, Kind, ProtocolCaps
+from harness.specs import BenchVariant, ComponentSpec, Kind, ProtocolCaps
 from harness.training_config import TrainingConfig
 
 
@@ -29,6 +29,7 @@ SPEC = ComponentSpec(
         reference_tables=("generalising_t1b", "generalising_t6", "generalising_t7", "generalising_t8"),
         reference_metrics={"mIoU": "miou"},
         primary_metric="miou",
+        bench=(BenchVariant(inputs=("points",)),),  # the paper segments from point clouds only
     ),
     version="1",
     citation='Hughes et al., "Towards Generalising Neural Implicit Representations", ECCV Workshops 2022',

@@ -1,0 +1,50 @@
+"""The bench's plan comes from capabilities alone: compatible combinations, once per protocol variant."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from harness.bench import Combination, combinations
+from harness.registry import PluginInfo, Registry
+from harness.specs import (BenchVariant, ComponentSpec, DatasetCaps, DecoderCaps, EncoderCaps, Kind,
+                           ProtocolCaps)
+from tests.test_registry import plugin
+
+
+@dataclass
+class Empty:
+    pass
+
+
+def spec(kind: Kind, name: str, caps) -> ComponentSpec:
+    return ComponentSpec(kind=kind, name=name, factory="builtins:dict", config=Empty, capabilities=caps)
+
+
+def test_variants_multiply_combinations_and_respect_input_modalities():
+    specs = [
+        spec(Kind.DATASET, "shapes", DatasetCaps(modalities=("points", "image"), targets=("occupancy",),
+                                                 synthetic=True)),
+        spec(Kind.DATASET, "real", DatasetCaps(modalities=("points",), targets=("occupancy",))),
+        spec(Kind.ENCODER, "cloud", EncoderCaps(consumes="points", produces="global")),
+        spec(Kind.ENCODER, "picture", EncoderCaps(consumes="image", produces="global")),
+        spec(Kind.DECODER, "occ", DecoderCaps(consumes=("global",), task="occupancy")),
+        spec(Kind.PROTOCOL, "recon", ProtocolCaps(roles=("dataset", "encoder", "decoder"), tasks=("occupancy",))),
+        spec(Kind.PROTOCOL, "multi", ProtocolCaps(roles=("dataset", "encoder"), bench=(
+            BenchVariant(("protocol.tasks=[a]",)), BenchVariant(("protocol.tasks=[a,b]",), inputs=("points",))))),
+    ]
+
+    def register_all(kind):
+        return lambda register: [register(s) for s in specs if s.kind == kind]
+
+    registry = Registry()
+    registry.add_plugin(plugin(register_datasets=register_all(Kind.DATASET), register_encoders=register_all(Kind.ENCODER),
+                               register_decoders=register_all(Kind.DECODER),
+                               register_protocols=register_all(Kind.PROTOCOL)), PluginInfo("p", "p"))
+    assert list(combinations(registry)) == [  # only the synthetic dataset; sorted by protocol, encoder
+        Combination("multi", "shapes", "cloud", None, ("protocol.tasks=[a]",)),
+        Combination("multi", "shapes", "cloud", None, ("protocol.tasks=[a,b]",)),
+        Combination("multi", "shapes", "picture", None, ("protocol.tasks=[a]",)),
+        Combination("recon", "shapes", "cloud", "occ"),
+        Combination("recon", "shapes", "picture", "occ"),
+    ]
+    assert Combination("multi", "shapes", "cloud", None, ("protocol.tasks=[a]",)).overrides() == [
+        "protocol=multi", "dataset=shapes", "encoder=cloud", "protocol.tasks=[a]"]
