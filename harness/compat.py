@@ -28,6 +28,9 @@ def mismatches(protocol: ComponentSpec, parts: Mapping[str, ComponentSpec | None
         if encoder.capabilities.consumes not in dataset.capabilities.modalities:
             problems.append(f"encoder {encoder.name} consumes {encoder.capabilities.consumes}; "
                             f"dataset {dataset.name} provides {_listing(dataset.capabilities.modalities)}")
+    if encoder is not None and caps.encodings and encoder.capabilities.produces not in caps.encodings:
+        problems.append(f"protocol {protocol.name} takes {_listing(caps.encodings)} encodings; "
+                        f"encoder {encoder.name} produces {encoder.capabilities.produces}")
     if encoder is not None and decoder is not None:
         if encoder.capabilities.produces not in decoder.capabilities.consumes:
             problems.append(f"decoder {decoder.name} consumes {_listing(decoder.capabilities.consumes)} encodings; "

@@ -85,6 +85,7 @@ class ProtocolCaps:
     reference_metrics: Mapping[str, str] = field(default_factory=dict)
     primary_metric: str = ""  # leads its leaderboard and its per-class table
     bench: tuple[BenchVariant, ...] = (BenchVariant(),)  # what ``harness bench`` runs
+    encodings: tuple[str, ...] = ()  # encoding kinds it accepts from the encoder; empty: any
 
 
 Capabilities = EncoderCaps | DecoderCaps | DatasetCaps | CompressorCaps | ProtocolCaps

@@ -49,3 +49,11 @@ def test_encoding_task_and_target_mismatches_each_get_a_sentence():
 def test_missing_role_and_check_raises_with_every_reason():
     with pytest.raises(IncompatibleError, match="protocol reconstruction needs a decoder; none was chosen"):
         check(RECON, {"dataset": SHAPES, "encoder": POINTNET, "decoder": None})
+
+
+def test_protocol_restricting_encodings():
+    multi = spec(Kind.PROTOCOL, "multitask", ProtocolCaps(roles=("dataset", "encoder"), encodings=("global",)))
+    local = spec(Kind.ENCODER, "pointnet_per_point", EncoderCaps(consumes="points", produces="points"))
+    assert mismatches(multi, {"dataset": SHAPES, "encoder": local}) == [
+        "protocol multitask takes global encodings; encoder pointnet_per_point produces points"]
+    assert mismatches(multi, {"dataset": SHAPES, "encoder": POINTNET}) == []

@@ -46,3 +46,37 @@ def test_segmentation_protocol_end_to_end(tmp_path, monkeypatch):
     assert 0.0 <= values[("test", "miou", None)] <= 1.0
     per_category = [v for (split, name, cls), v in values.items() if name == "miou" and cls is not None]
     assert values[("test", "class_miou", None)] == pytest.approx(np.mean(per_category))
+
+
+def test_interpolation_returns_an_encoded_points_own_features_and_weights_by_inverse_distance():
+    from harness_plugins.decoders.point_segmentation.model import interpolate
+
+    xyz = torch.tensor([[[0.0, 0.0, 0.0], [1.0, 0.0, 0.0], [5.0, 5.0, 5.0]]])
+    features = torch.tensor([[[1.0, 0.0], [0.0, 1.0], [7.0, 7.0]]])
+    on_point = interpolate(xyz[:, :1], xyz, features, k=3)
+    torch.testing.assert_close(on_point, features[:, :1], atol=1e-6, rtol=0)
+    # a quarter of the way from point 0 to point 1 (k=2): weights 1/0.25 and 1/0.75 -> 0.75, 0.25
+    between = interpolate(torch.tensor([[[0.25, 0.0, 0.0]]]), xyz, features, k=2)
+    torch.testing.assert_close(between, torch.tensor([[[0.75, 0.25]]]))
+
+
+def test_per_point_encoder_carries_the_global_code_of_the_same_network():
+    from harness_plugins.encoders.pointnet.model import PerPointResnetPointNet
+
+    torch.manual_seed(0)
+    encoder = PerPointResnetPointNet(hidden=16, code_size=8)
+    points = torch.randn(2, 50, 3)
+    xyz, features = encoder(points)
+    assert torch.equal(xyz, points) and features.shape == (2, 50, 16 + 8)
+    torch.testing.assert_close(features[:, 0, 16:], encoder.net(points))
+
+
+def test_conventional_per_point_baseline_end_to_end(tmp_path, monkeypatch):
+    monkeypatch.setenv("HARNESS_HOME", str(tmp_path))
+    registry = default_registry()
+    register_configs(registry)
+    cfg = compose_config(["protocol=segmentation", "encoder=pointnet_per_point", "decoder=point_segmentation",
+                          "profile=smoke"])
+    outcome = execute(cfg, registry)
+    assert outcome.status == "succeeded"
+    assert 0.0 <= {m.name: m.value for m in outcome.metrics if m.class_name is None}["miou"] <= 1.0

@@ -1,7 +1,7 @@
 """Builtin decoders (entry point ``builtin_decoders``)."""
 from harness.hooks import Register, hookimpl
 
-from . import classifier, joint, occupancy, segmentation
+from . import classifier, joint, occupancy, point_segmentation, segmentation
 
 
 @hookimpl
@@ -10,3 +10,4 @@ def register_decoders(register: Register) -> None:
     register(classifier.SPEC)
     register(segmentation.SPEC)
     register(joint.SPEC)
+    register(point_segmentation.SPEC)

@@ -7,3 +7,4 @@ from . import pointnet
 @hookimpl
 def register_encoders(register: Register) -> None:
     register(pointnet.SPEC)
+    register(pointnet.PER_POINT_SPEC)

@@ -32,3 +32,16 @@ SPEC = ComponentSpec(
         "quick": {"hidden": 64, "code_size": 64},
     },
 )
+
+# The conventional per-point baseline of the generalising paper: the same encoder, its per-point features.
+PER_POINT_SPEC = ComponentSpec(
+    kind=Kind.ENCODER,
+    name="pointnet_per_point",
+    factory="harness_plugins.encoders.pointnet.model:build_per_point",
+    config=PointNetConfig,
+    capabilities=EncoderCaps(consumes="points", produces="points"),
+    version="1",
+    citation=SPEC.citation,
+    description="ResNet-PointNet per-point features concatenated with its global code (a points encoding).",
+    profiles=SPEC.profiles,
+)

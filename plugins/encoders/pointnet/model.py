@@ -62,3 +62,22 @@ class ResnetPointNet(nn.Module):
 def build(config: PointNetConfig, info: DatasetInfo) -> ResnetPointNet:
     """Encoder factory; ``info`` is part of the contract but the architecture does not depend on it."""
     return ResnetPointNet(hidden=config.hidden, code_size=config.code_size)
+
+
+class PerPointResnetPointNet(nn.Module):
+    """The same network serving per-point tasks, as PointNet's segmentation network does: each point's
+    features concatenated with the global code, as a ``points`` encoding (xyz [B, N, 3], features [B, N, h + c])."""
+
+    def __init__(self, hidden: int = 512, code_size: int = 512) -> None:
+        super().__init__()
+        self.net = ResnetPointNet(hidden=hidden, code_size=code_size)
+        self.encoding = EncodingInfo(kind="points", dim=hidden + code_size)
+
+    def forward(self, points: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        local = self.net.point_features(points)
+        code = self.net.fc_c(self.net.actvn(local.max(dim=1).values))
+        return points, torch.cat([local, code.unsqueeze(1).expand(-1, local.shape[1], -1)], dim=2)
+
+
+def build_per_point(config: PointNetConfig, info: DatasetInfo) -> PerPointResnetPointNet:
+    return PerPointResnetPointNet(hidden=config.hidden, code_size=config.code_size)

@@ -33,6 +33,7 @@ SPEC = ComponentSpec(
     config=HoldoutConfig,
     capabilities=ProtocolCaps(
         roles=("dataset", "encoder"),
+        encodings=("global",),  # its heads (occupancy, classifier, segmentation, joint) decode global codes
         reference_tables=("generalising_t2", "generalising_t4", "generalising_t8"),
         reference_metrics={"IoU": "iou", "accuracy": "top1", "mIoU": "miou"},
         primary_metric="top1",

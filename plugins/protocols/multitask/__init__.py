@@ -44,6 +44,7 @@ SPEC = ComponentSpec(
     config=MultitaskConfig,
     capabilities=ProtocolCaps(
         roles=("dataset", "encoder"),
+        encodings=("global",),  # its heads (occupancy, classifier, segmentation, joint) decode global codes
         reference_tables=("generalising_t2", "generalising_t4", "generalising_t6", "generalising_t7"),
         reference_metrics={"IoU": "iou", "Chamfer-L1": "chamfer_l1", "accuracy": "top1", "mIoU": "miou"},
         primary_metric="iou",
