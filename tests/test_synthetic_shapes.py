@@ -1,4 +1,4 @@
-"""The synthetic shapes dataset: determinism, geometry, labels, cache repair, items."""
+"""The synthetic shapes dataset: determinism, geometry, labels, rendered views, cache repair, items."""
 from __future__ import annotations
 
 import dataclasses
@@ -11,17 +11,18 @@ import numpy as np
 import pytest
 import torch
 import trimesh
-from harness_plugins.datasets.synthetic_shapes import PROFILES, SPEC, SyntheticShapesConfig, cache
+from harness_plugins.datasets.synthetic_shapes import PROFILES, SPEC, SyntheticShapesConfig, cache, render
 from harness_plugins.datasets.synthetic_shapes.dataset import build
 from harness_plugins.datasets.synthetic_shapes.generate import design_shape, generate_shape
 from harness_plugins.datasets.synthetic_shapes.shapes import BUILDERS
 from harness_plugins.datasets.synthetic_shapes.vocab import CATEGORIES, CATEGORY_PARTS
+from scipy.spatial import cKDTree
 
 from harness import data as keys
 
 TINY = SyntheticShapesConfig(train_per_class=1, val_per_class=1, test_per_class=1, edge_length=0.05,
                              n_occupancy=3000, n_surface=3000, input_points=100, query_points=512,
-                             eval_surface_points=1000, iou_points=1000, workers=1)
+                             eval_surface_points=1000, iou_points=1000, views=6, image_size=32, workers=1)
 SPLITS = ("train", "val", "test")
 
 
@@ -58,6 +59,10 @@ def test_spec_and_profiles_are_valid_configs():
     ({"near_fraction": 1.5}, "near_fraction"),
     ({"edge_length": 0.0}, "edge_length"),
     ({"workers": True}, "workers"),
+    ({"image_size": 0}, "image_size"),
+    ({"view_radius": 0.8}, "view_radius"),  # inside the bounding sphere of the unit cube
+    ({"view_elevation": 90}, "view_elevation"),
+    ({"view_focal": -1.0}, "view_focal"),
 ])
 def test_bad_config_names_the_field(overrides, field, tmp_path):
     with pytest.raises(ValueError, match=field) as error:
@@ -70,7 +75,8 @@ def test_bad_config_names_the_field(overrides, field, tmp_path):
 def test_info(tiny):
     info = tiny.info
     assert info.name == "synthetic_shapes" and info.classes == CATEGORIES and info.splits == SPLITS
-    assert info.modalities == ("points",) and info.targets == ("occupancy", "part", "label")
+    assert info.modalities == SPEC.capabilities.modalities == ("points", "image")
+    assert info.targets == ("occupancy", "part", "label")
     assert len(info.parts) == sum(len(p) for p in CATEGORY_PARTS.values())
     flat = [pid for c in info.classes for pid in info.parts_per_class[c]]
     assert flat == list(range(len(info.parts)))
@@ -88,7 +94,8 @@ def test_fingerprint_tracks_generation_parameters_only(tiny, monkeypatch):
         assert record["sha256"] == cache._sha256(tiny.directory / name)
     base = cache.fingerprint(TINY)
     for change in ({"seed": 1}, {"n_occupancy": 3001}, {"edge_length": 0.04}, {"categories": ["chair"]},
-                   {"near_sigma": 0.02}, {"train_per_class": 2}):
+                   {"near_sigma": 0.02}, {"train_per_class": 2}, {"views": 5}, {"image_size": 31},
+                   {"view_radius": 2.5}, {"view_elevation": 20.0}, {"view_focal": 1.5}):
         assert cache.fingerprint(dataclasses.replace(TINY, **change)) != base, change
     for change in ({"input_points": 7}, {"query_points": 8}, {"workers": 2}, {"input_noise": 0.0}):
         assert cache.fingerprint(dataclasses.replace(TINY, **change)) == base, change
@@ -185,6 +192,111 @@ def test_vertex_labels_follow_the_geometry(tiny, category, end, part):
         assert np.all(shape["vertex_part"][extreme] == expected)
 
 
+# --- rendered views --------------------------------------------------------------------------------------
+
+
+def project(points: np.ndarray, azimuth: float, elevation: float, radius: float, focal: float,
+            size: int) -> np.ndarray:
+    """Continuous pixel coordinates (column, row) of world points, from a camera pose built with transformation
+    matrices in OpenGL convention (looking down its -z), independently of the renderer's look-at."""
+    pose = (trimesh.transformations.rotation_matrix(np.radians(azimuth), [0, 1, 0])
+            @ trimesh.transformations.rotation_matrix(np.radians(-elevation), [1, 0, 0])
+            @ trimesh.transformations.translation_matrix([0, 0, radius]))
+    local = trimesh.transform_points(points, np.linalg.inv(pose))
+    depth = -local[:, 2]
+    return np.stack([size / 2 + focal * local[:, 0] / depth, size / 2 - focal * local[:, 1] / depth], axis=1)
+
+
+def test_sphere_silhouette_is_the_analytic_disc():
+    """A sphere seen from distance d is a disc of radius f R / sqrt(d^2 - R^2); outside it, rays miss: white."""
+    size, focal, distance, sphere_radius = 64, 48.0, 2.0, 0.45
+    sphere = trimesh.creation.icosphere(subdivisions=5, radius=sphere_radius)
+    views = render.render_views(sphere.vertices, sphere.faces, np.array([0.0, 130.0]), 25.0, distance, focal, size)
+    assert views.shape == (2, size, size) and views.dtype == np.uint8
+    disc = focal * sphere_radius / np.sqrt(distance ** 2 - sphere_radius ** 2)
+    centres = np.arange(size) + 0.5 - size / 2
+    from_centre = np.hypot(*np.meshgrid(centres, centres, indexing="ij"))
+    for view in views:
+        silhouette = view < render.BACKGROUND
+        assert abs(silhouette.sum() / (np.pi * disc ** 2) - 1) < 0.02
+        assert np.all(view[from_centre > disc + 1] == render.BACKGROUND)
+        assert np.all(view[from_centre < disc - 1] <= render.OBJECT_MAX)
+        assert view[silhouette].min() < view[silhouette].max()  # shaded, not flat
+
+
+def test_views_show_the_mesh_where_it_projects(tiny):
+    """Every vertex projects inside the frame onto the silhouette, and every silhouette pixel lies within reach
+    of a projected vertex: triangles with edges of at most e pixels are covered by discs of radius e / sqrt(3)
+    around their corners. Rendered finer than the stored views, where every part is wider than a pixel."""
+    size = 128
+    nearest_depth = TINY.view_radius - 3 ** 0.5 / 2  # no vertex is nearer the camera
+    reach = TINY.edge_length * TINY.view_focal * size / nearest_depth / 3 ** 0.5
+    for split, index in all_shapes(tiny)[::4]:
+        shape = stored(tiny, split, index)
+        vertices = shape["vertices"].astype(np.float64)
+        views = render.render_views(vertices, shape["faces"], shape["view_azimuth"], TINY.view_elevation,
+                                    TINY.view_radius, TINY.view_focal * size, size)
+        for view, azimuth in zip(views, shape["view_azimuth"]):
+            pixels = project(vertices, azimuth, TINY.view_elevation, TINY.view_radius, TINY.view_focal * size, size)
+            assert pixels.min() > 0 and pixels.max() < size  # the whole shape is in view
+            silhouette = view < render.BACKGROUND
+            grown = np.pad(silhouette, 1)  # a vertex on the outline may fall in a pixel whose centre ray misses
+            grown = np.max([np.roll(np.roll(grown, dy, 0), dx, 1) for dy in (-1, 0, 1) for dx in (-1, 0, 1)], 0)
+            column, row = np.floor(pixels).astype(int).T
+            assert grown[row + 1, column + 1].all()
+            rows, columns = np.nonzero(silhouette)
+            distance, _ = cKDTree(pixels).query(np.stack([columns + 0.5, rows + 0.5], axis=1))
+            assert distance.max() < reach
+
+
+def test_stored_views_and_cameras(tiny):
+    for split, index in all_shapes(tiny):
+        shape = stored(tiny, split, index)
+        views, azimuths = shape["views"], shape["view_azimuth"]
+        assert views.shape == (TINY.views, TINY.image_size, TINY.image_size) and views.dtype == np.uint8
+        silhouettes = views < render.BACKGROUND
+        assert silhouettes.any(axis=(1, 2)).all() and not silhouettes.all(axis=(1, 2)).any()
+        assert azimuths.shape == (TINY.views,) and np.all((azimuths >= 0) & (azimuths < 360))
+        assert float(shape["view_focal"]) == TINY.view_focal * TINY.image_size
+        assert (float(shape["view_radius"]), float(shape["view_elevation"])) == (TINY.view_radius,
+                                                                                 TINY.view_elevation)
+
+
+def test_views_differ_by_azimuth_and_are_reproducible(tiny):
+    shape = stored(tiny, "train", 4)
+    azimuths = shape["view_azimuth"]
+    assert len(np.unique(azimuths)) == TINY.views
+    views = shape["views"]
+    assert all(not np.array_equal(views[i], views[j]) for i in range(len(views)) for j in range(i))
+    assert not np.array_equal(azimuths, stored(tiny, "train", 5)["view_azimuth"])
+    args = (shape["vertices"], shape["faces"], azimuths, TINY.view_elevation, TINY.view_radius,
+            float(shape["view_focal"]), TINY.image_size)
+    assert np.array_equal(render.render_views(*args), views)
+    # turning the shape by -30 degrees about y looks like turning the camera by +30 degrees
+    turned = trimesh.transform_points(shape["vertices"], trimesh.transformations.rotation_matrix(
+        np.radians(-30), [0, 1, 0]))
+    same = render.render_views(turned, *args[1:]) == render.render_views(args[0], args[1], azimuths + 30, *args[3:])
+    assert same.mean() > 0.99
+
+
+def test_fallback_intersector_renders_the_same():
+    """Without embreex, trimesh's own intersector takes over; both see the same picture."""
+    mesh = trimesh.creation.annulus(r_min=0.15, r_max=0.4, height=0.3)
+    args = (mesh.vertices, mesh.faces, np.array([40.0]), 30.0, 2.0, 20.0, 20)
+    own = render.render_views(*args, caster=trimesh.ray.ray_triangle.RayMeshIntersector(mesh))
+    assert (render.render_views(*args) == own).mean() > 0.98 and (own < render.BACKGROUND).any()
+
+
+def test_image_settings_regenerate_the_views(tmp_path):
+    config = dataclasses.replace(TINY, categories=["mug"])
+    first = build(config, tmp_path)
+    second = build(dataclasses.replace(config, image_size=20, view_elevation=10.0), tmp_path)
+    assert second.directory != first.directory
+    regenerated = stored(second, "val", 0)
+    assert regenerated["views"].shape == (TINY.views, 20, 20) and float(regenerated["view_elevation"]) == 10.0
+    assert np.array_equal(regenerated["view_azimuth"], stored(first, "val", 0)["view_azimuth"])
+
+
 # --- cache -----------------------------------------------------------------------------------------------
 
 
@@ -238,6 +350,7 @@ def check_item(item: dict, config: SyntheticShapesConfig, evaluation: bool) -> N
         keys.NORMALS: ((config.eval_surface_points, 3), torch.float32),
         keys.SURFACE_PART: ((config.eval_surface_points,), torch.int64),
         keys.INDEX: ((), torch.int64),
+        keys.IMAGE: ((3, config.image_size, config.image_size), torch.float32),
     }
     if evaluation:
         expected["iou_query"] = ((config.iou_points, 3), torch.float32)
@@ -274,6 +387,22 @@ def test_items(tiny):
     first = train[2]
     torch.manual_seed(5)
     assert torch.equal(first[keys.POINTS], train[2][keys.POINTS])
+
+
+def test_image_items(tiny):
+    """Val/test show view 0 every time; training shows a random one of the stored views."""
+    for split in SPLITS:
+        views = torch.from_numpy(stored(tiny, split, 2)["views"]).float() / 255
+        image = tiny.split(split)[2][keys.IMAGE]
+        assert 0 <= image.min() < image.max() <= 1
+        assert torch.equal(image[0], image[1]) and torch.equal(image[0], image[2])  # grey
+        if split != "train":
+            assert torch.equal(image[0], views[0])
+    views = torch.from_numpy(stored(tiny, "train", 2)["views"]).float() / 255
+    torch.manual_seed(0)
+    shown = {int(torch.nonzero((views == tiny.split("train")[2][keys.IMAGE][0]).flatten(1).all(1))[0])
+             for _ in range(40)}
+    assert len(shown) > 1
 
 
 def test_dataloader_batches(tiny):

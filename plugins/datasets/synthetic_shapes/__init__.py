@@ -13,11 +13,12 @@ SPEC = ComponentSpec(
     name="synthetic_shapes",
     factory="harness_plugins.datasets.synthetic_shapes.dataset:build",
     config=SyntheticShapesConfig,
-    capabilities=DatasetCaps(modalities=("points",), targets=("occupancy", "part", "label"), synthetic=True,
-                             reference_datasets=("Choy/ShapeNet", "ShapeNetPart")),
+    capabilities=DatasetCaps(modalities=("points", "image"), targets=("occupancy", "part", "label"),
+                             synthetic=True, reference_datasets=("Choy/ShapeNet", "ShapeNetPart")),
     version=GENERATOR_VERSION,
     description="8 categories of primitive compositions with random proportions and optional parts: watertight "
-                "normalised meshes, occupancy samples, surface points with normals, global part labels.",
+                "normalised meshes, occupancy samples, surface points with normals, global part labels, "
+                "24 shaded views per shape.",
     profiles=PROFILES,
 )
 

@@ -1,8 +1,8 @@
 """Configuration of the synthetic shapes dataset (no heavy imports: the registry reads it without torch).
 
 Defaults are paper-sized (Occupancy Networks: 100k occupancy samples and 100k surface points per shape,
-300 noisy input points with sigma 0.005, 2048 training queries); ``PROFILES`` shrink them for CI and
-for quick local runs.
+300 noisy input points with sigma 0.005, 2048 training queries, 24 rendered views of 137x137);
+``PROFILES`` shrink them for CI and for quick local runs.
 """
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ from typing import Any
 
 from .vocab import CATEGORIES, CATEGORY_PARTS
 
-GENERATOR_VERSION = "1"  # bump whenever generated content changes: it is part of the cache fingerprint
+GENERATOR_VERSION = "2"  # bump whenever generated content changes: it is part of the cache fingerprint
 
 # Fields that change the generated files, hence the cache fingerprint; the rest only change how items
 # are drawn from the cache (or how fast it is built).
@@ -27,6 +27,11 @@ GENERATION_FIELDS = (
     "near_sigma",
     "padding",
     "n_surface",
+    "views",
+    "image_size",
+    "view_radius",
+    "view_elevation",
+    "view_focal",
 )
 
 
@@ -48,6 +53,14 @@ class SyntheticShapesConfig:
     near_sigma: float = 0.01
     padding: float = 0.1
     n_surface: int = 100_000  # stored surface points (with normals and part labels) per shape
+    # rendered views per shape (as Choy et al.'s, which ONet trains on: 24 views of 137x137 at random
+    # azimuths); a pinhole camera at view_radius from the origin and view_elevation degrees up looks at the
+    # origin, with a focal length of view_focal image widths (1.0 frames the unit cube from radius 2)
+    views: int = 24
+    image_size: int = 137
+    view_radius: float = 2.0
+    view_elevation: float = 25.0
+    view_focal: float = 1.0
     # what one item draws from the stored samples
     input_points: int = 300
     input_noise: float = 0.005
@@ -80,7 +93,8 @@ class SyntheticShapesConfig:
             raise ValueError(f"synthetic_shapes: categories must be non-empty and unique, got "
                              f"{list(self.categories)}; available: {list(CATEGORIES)}")
         counts = ("train_per_class", "val_per_class", "test_per_class", "n_occupancy", "n_surface",
-                  "input_points", "query_points", "eval_surface_points", "iou_points", "workers")
+                  "input_points", "query_points", "eval_surface_points", "iou_points", "workers", "views",
+                  "image_size")
         checks: list[tuple[str, bool, str]] = [("seed", _is_int(self.seed) and self.seed >= 0, "an integer >= 0")]
         checks += [(name, _is_int(getattr(self, name)) and getattr(self, name) >= 1, "an integer >= 1")
                    for name in counts]
@@ -90,6 +104,13 @@ class SyntheticShapesConfig:
             ("near_sigma", _is_number(self.near_sigma) and self.near_sigma > 0, "a number > 0"),
             ("padding", _is_number(self.padding) and self.padding >= 0, "a number >= 0"),
             ("input_noise", _is_number(self.input_noise) and self.input_noise >= 0, "a number >= 0"),
+            # outside the bounding sphere of the unit cube, so no shape reaches the camera
+            ("view_radius", _is_number(self.view_radius) and self.view_radius > 3 ** 0.5 / 2,
+             "a number > sqrt(3)/2"),
+            # strictly between the poles, where "up" would be the viewing direction
+            ("view_elevation", _is_number(self.view_elevation) and -90 < self.view_elevation < 90,
+             "a number in (-90, 90)"),
+            ("view_focal", _is_number(self.view_focal) and self.view_focal > 0, "a number > 0"),
         ]
         for name, ok, expected in checks:
             if not ok:
@@ -119,12 +140,14 @@ PROFILES: dict[str, dict[str, Any]] = {
         "edge_length": 0.05,
         "n_occupancy": 4096, "n_surface": 4096,
         "query_points": 1024, "eval_surface_points": 2048, "iou_points": 2048,
+        "image_size": 32,
     },
     "quick": {
         "train_per_class": 16, "val_per_class": 4, "test_per_class": 4,
         "edge_length": 0.03,
         "n_occupancy": 10_000, "n_surface": 20_000, "query_points": 1024,
         "eval_surface_points": 10_000, "iou_points": 5_000,
+        "image_size": 64,
     },
 }
 

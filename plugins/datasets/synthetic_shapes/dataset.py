@@ -6,14 +6,17 @@ mesh normalised into ``[-0.5, 0.5]^3`` (Occupancy Networks convention). Each cat
 and the parts of the configured categories share one global vocabulary (``info.parts``, like
 ShapeNetPart's 50 part ids). Index ``i`` of a split has class ``i mod C``.
 
-Items carry the keys of :mod:`harness.data` (``points``, ``query``, ``occupancy``, ``part``, ``label``,
-``surface``, ``normals``, ``surface_part``, ``index``), and val/test items two more, for volumetric IoU as
-Occupancy Networks evaluates it (on points uniform in the padded box):
+Items carry the keys of :mod:`harness.data` (``points``, ``image``, ``query``, ``occupancy``, ``part``,
+``label``, ``surface``, ``normals``, ``surface_part``, ``index``), and val/test items two more, for
+volumetric IoU as Occupancy Networks evaluates it (on points uniform in the padded box):
 
 ========================  ============  =====================================================
 ``iou_query``             [I,3] f32     val/test only: uniform points in the box of side 1 + padding
 ``iou_occupancy``         [I] f32       val/test only: 1 inside, 0 outside (for ``iou_query``)
 ========================  ============  =====================================================
+
+``image`` is one of the shape's rendered views (see :mod:`.render`), grey repeated to RGB: a random one in
+training, view 0 in val/test.
 
 ``part`` is the part of the nearest labelled mesh vertex for query points inside the shape and -1
 outside (see :mod:`.generate`). Training items draw fresh subsets and noise with a generator seeded from
@@ -41,7 +44,8 @@ from .config import SyntheticShapesConfig
 from .vocab import part_vocabulary
 
 # the stored arrays an item draws from (npz members load lazily, so the mesh is never read here)
-ITEM_SOURCES = ("surface", "normals", "surface_part", "occ_points", "occupancy", "occ_part", "n_uniform", "label")
+ITEM_SOURCES = ("surface", "normals", "surface_part", "occ_points", "occupancy", "occ_part", "n_uniform", "label",
+                "views")
 
 
 class ShapeSplit(TorchDataset):
@@ -90,6 +94,9 @@ class ShapeSplit(TorchDataset):
             keys.SURFACE_PART: shape["surface_part"][fixed].astype(np.int64),
             keys.INDEX: np.int64(index),
         }
+        views = shape["views"]
+        view = views[rng.integers(len(views))] if self.train else views[0]
+        item[keys.IMAGE] = np.repeat(view[None].astype(np.float32) / 255, 3, axis=0)
         if not self.train:
             uniform = rng.choice(int(shape["n_uniform"]), cfg.iou_points, replace=False)
             item["iou_query"] = occ_points[uniform]
@@ -107,7 +114,7 @@ class SyntheticShapes:
         parts, parts_per_class = part_vocabulary(config.categories)
         self.info = DatasetInfo(
             name=NAME,
-            modalities=("points",),
+            modalities=(keys.POINTS, keys.IMAGE),
             targets=("occupancy", "part", "label"),
             classes=tuple(config.categories),
             parts=parts,

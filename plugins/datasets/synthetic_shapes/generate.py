@@ -23,6 +23,7 @@ from harness.geometry.inside import contains
 from harness.geometry.mesh import normalize_mesh, sample_queries, sample_surface
 
 from .config import SyntheticShapesConfig
+from .render import render_views
 from .shapes import BUILDERS, Primitive
 from .vocab import CATEGORY_PARTS, part_vocabulary
 
@@ -88,6 +89,14 @@ def generate_shape(config: SyntheticShapesConfig, split: str, index: int) -> dic
                                 near_fraction=config.near_fraction, near_sigma=config.near_sigma)
     occupancy = np.asarray(contains(vertices, faces, occ_points, watertight=True), dtype=bool)
 
+    # the views draw from their own child of the shape's seed (design and samples use the first two), so
+    # they do not move when the sample counts change
+    view_rng = np.random.default_rng(shape_seed(config, split, index).spawn(3)[2])
+    azimuths = view_rng.uniform(0.0, 360.0, config.views)
+    focal = config.view_focal * config.image_size
+    views = render_views(vertices, faces, azimuths, config.view_elevation, config.view_radius, focal,
+                         config.image_size)
+
     tree = cKDTree(vertices)
     occ_part = np.full(len(occ_points), IGNORE_INDEX, dtype=np.int16)
     occ_part[occupancy] = vertex_part[tree.query(occ_points[occupancy])[1]]
@@ -105,4 +114,9 @@ def generate_shape(config: SyntheticShapesConfig, split: str, index: int) -> dic
         "label": np.int64(shape_category(config, index)),
         "loc": np.asarray(loc, dtype=np.float64),  # design frame = vertices * scale + loc
         "scale": np.float64(scale),
+        "views": views,  # uint8 [V, H, W] grey, see .render
+        "view_azimuth": azimuths,  # degrees, per view
+        "view_elevation": np.float64(config.view_elevation),  # degrees
+        "view_radius": np.float64(config.view_radius),
+        "view_focal": np.float64(focal),  # pixels
     }
