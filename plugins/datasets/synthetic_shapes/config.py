@@ -145,7 +145,7 @@ PROFILES: dict[str, dict[str, Any]] = {
     "quick": {
         "train_per_class": 16, "val_per_class": 4, "test_per_class": 4,
         "edge_length": 0.03,
-        "n_occupancy": 10_000, "n_surface": 20_000, "query_points": 1024,
+        "n_occupancy": 10_000, "n_surface": 20_000, "query_points": 512,
         "eval_surface_points": 10_000, "iou_points": 5_000,
         "image_size": 64,
     },
