@@ -40,10 +40,16 @@ def _setup_logging() -> None:
     logging.basicConfig(level=logging.INFO, format="[%(asctime)s %(name)s] %(message)s", datefmt="%H:%M:%S")
 
 
+# Capabilities that say how a component runs together with others; the rest (bench plans, published
+# tables, leaderboard layout) are left out of the listing.
+LISTED_CAPABILITIES = ("consumes", "produces", "task", "modalities", "targets", "synthetic", "layer_types",
+                       "roles", "tasks", "encodings")
+
+
 def _capability_text(spec) -> str:
-    caps = spec.capabilities
-    return ", ".join(f"{k}={'/'.join(v) if isinstance(v, tuple) else v}" for k, v in vars(caps).items()
-                     if v not in ((), {}, None, False) and not k.startswith("reference"))
+    caps = vars(spec.capabilities)
+    return ", ".join(f"{k}={'/'.join(caps[k]) if isinstance(caps[k], tuple) else caps[k]}"
+                     for k in LISTED_CAPABILITIES if caps.get(k) not in ((), None, False))
 
 
 def cmd_list(argv: Sequence[str]) -> int:

@@ -34,7 +34,7 @@ def registry():
     return registry
 
 
-@pytest.mark.parametrize("profile, hidden", [("smoke", 16), ("quick", 128), ("paper", 512)])
+@pytest.mark.parametrize("profile, hidden", [("smoke", 16), ("quick", 64), ("paper", 512)])
 def test_profiles_select_each_components_overrides(registry, profile, hidden):
     cfg = compose_config([f"profile={profile}"])
     assert cfg.encoder.hidden == hidden

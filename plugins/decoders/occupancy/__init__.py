@@ -26,7 +26,7 @@ SPEC = ComponentSpec(
     version="1",
     citation=('Mescheder et al., "Occupancy Networks: Learning 3D Reconstruction in Function Space", '
               "CVPR 2019"),
-    description="Occupancy decoder: residual 1x1-conv blocks with batch norm conditioned on a global code.",
+    description="Occupancy decoder: residual point-wise blocks with batch norm conditioned on a global code.",
     profiles={
         "smoke": {"hidden": 16, "blocks": 1},
         "quick": {"hidden": 32, "blocks": 5},
