@@ -1,9 +1,13 @@
 """Builtin datasets (entry point ``builtin_datasets``)."""
 from harness.hooks import Register, hookimpl
 
-from . import synthetic_shapes
+from . import modelnet40, shapenet_onet, shapenetpart, synthetic_shapes
 
 
 @hookimpl
 def register_datasets(register: Register) -> None:
     register(synthetic_shapes.SPEC)
+    register(shapenet_onet.SPEC)
+    register(modelnet40.SPEC)
+    register(modelnet40.RESAMPLED_SPEC)
+    register(shapenetpart.SPEC)

@@ -1,0 +1,537 @@
+"""Shared machinery of file-backed datasets (the synthetic shapes and the real-format loaders): source
+checks and fingerprints, split fallbacks, mesh cleaning, strict parsing with file-and-line errors, verified
+caches of derived samples, and drawing Occupancy Networks items from stored per-shape samples.
+
+Cache layout (one folder per dataset identity): ``manifest.json`` holds a header (what the files were made
+from; a cache whose header differs is not trusted) and, per file, its sha256, size and mtime. Files are
+written to a temporary name and renamed, so a killed generation leaves no half file; the manifest is
+rewritten every few seconds during generation, so a restart only redoes the jobs it does not vouch for.
+Opening re-hashes only files whose size or mtime changed (every file with ``checksum_all``); a job with a
+missing or mismatching file is redone.
+"""
+from __future__ import annotations
+
+import copy
+import dataclasses
+import fcntl
+import hashlib
+import io
+import json
+import multiprocessing
+import os
+import time
+import zipfile
+import zlib
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence, Sized
+from concurrent.futures import ProcessPoolExecutor, as_completed
+from contextlib import contextmanager
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from harness import data as keys
+from harness.progress import progress
+
+if TYPE_CHECKING:
+    import torch
+
+MANIFEST = "manifest.json"
+MANIFEST_EVERY_S = 5.0
+
+FileRecord = dict[str, Any]  # {"sha256": str, "size": int, "mtime_ns": int}
+
+
+# ----- errors and sources ----------------------------------------------------------------------------------
+
+
+class DataFileError(ValueError):
+    """A malformed dataset file; the message names the file (and line) so the user can fix or remove it."""
+
+    def __init__(self, path: str | Path, problem: str, line: int | None = None) -> None:
+        where = f"{path}:{line}" if line is not None else str(path)
+        super().__init__(f"{where}: {problem}")
+        self.path, self.problem, self.line = Path(path), problem, line
+
+    def __reduce__(self) -> tuple[type, tuple[Path, str, int | None]]:
+        """Picklable with its fields, so an error raised in a worker process reaches the parent intact."""
+        return type(self), (self.path, self.problem, self.line)
+
+
+def require_root(dataset: str, root: str, layout: str) -> Path:
+    """The configured data folder: real datasets cannot guess where the user keeps their files."""
+    if not root:
+        raise FileNotFoundError(f"{dataset}: no data folder given; set dataset.root=/path/to/data (expected "
+                                f"layout: {layout})")
+    path = Path(root).expanduser()
+    if not path.is_dir():
+        raise FileNotFoundError(f"{dataset}: dataset.root={root!r} is not a folder ({path.resolve()}); "
+                                f"expected layout: {layout}")
+    return path
+
+
+def fingerprint(payload: Any) -> str:
+    """Short hash of a JSON-serialisable description (loader version, config fields, file manifest)."""
+    return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()[:16]
+
+
+def file_stats(root: Path, paths: Iterable[Path]) -> list[list[Any]]:
+    """``[relative path, size, mtime_ns]`` per file: cheap enough for every build of a large dataset, and an
+    edit, replacement or re-download changes it, so a changed dataset gets a different fingerprint."""
+    rows = []
+    for path in paths:
+        stat = path.stat()
+        rows.append([path.relative_to(root).as_posix(), stat.st_size, stat.st_mtime_ns])
+    return sorted(rows)
+
+
+def split_counts(n: int, fractions: Mapping[str, float]) -> dict[str, int]:
+    """Largest-remainder counts; every split with a positive fraction gets a member while another can spare
+    one, so small samples of a dataset still have a validation and a test shape."""
+    total = sum(fractions.values())
+    raw = {name: n * share / total for name, share in fractions.items()}
+    counts = {name: int(value) for name, value in raw.items()}
+    for name in sorted(raw, key=lambda k: counts[k] - raw[k])[:n - sum(counts.values())]:
+        counts[name] += 1
+    for name, share in fractions.items():
+        donor = max(counts, key=lambda k: counts[k])
+        if share > 0 and counts[name] == 0 and counts[donor] > 1:
+            counts[donor] -= 1
+            counts[name] += 1
+    return counts
+
+
+def split_by_fractions(ids: Sequence[str], fractions: Mapping[str, float], seed: int) -> dict[str, list[str]]:
+    """A deterministic split of ``ids`` (for a dataset without official lists): ordered by a seeded hash of
+    each id, not by listing order, then cut by :func:`split_counts`. Each part keeps the ids sorted."""
+    order = sorted(ids, key=lambda i: hashlib.sha256(f"{seed}/{i}".encode()).hexdigest())
+    parts, start = {}, 0
+    for name, count in split_counts(len(order), fractions).items():
+        parts[name] = sorted(order[start:start + count])
+        start += count
+    return parts
+
+
+def check_index(info: keys.DatasetInfo, splits: Mapping[str, Sized], split: str, index: int) -> None:
+    """A clear error for an unknown split or an index outside it (``splits``: each split's shapes)."""
+    keys.check_split(info, split)
+    if not 0 <= index < len(splits[split]):
+        raise IndexError(f"{info.name} {split} has {len(splits[split])} shapes, asked for {index}")
+
+
+def unit_sphere(points: np.ndarray, path: Path) -> np.ndarray:
+    """Centred on the centroid and scaled so the farthest point is at distance 1 (PointNet++'s pc_normalize)."""
+    centred = points - points.mean(axis=0)
+    radius = np.linalg.norm(centred, axis=1).max()
+    if not radius > 0:
+        raise DataFileError(path, "all points coincide")
+    return centred / radius
+
+
+def clean_mesh(vertices: np.ndarray, faces: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Merge coincident vertices, drop faces repeated with either winding and wind each connected piece
+    consistently outwards. Raw ModelNet and ShapeNet models are often double-sided (every face also stored
+    reversed), which cancels the winding number to 0 everywhere, and their pieces disagree in winding; both
+    would make winding-number occupancy meaningless."""
+    import trimesh
+
+    mesh = trimesh.Trimesh(vertices, faces, process=True)
+    mesh.update_faces(mesh.unique_faces())
+    mesh.remove_unreferenced_vertices()
+    trimesh.repair.fix_normals(mesh, multibody=True)
+    return np.asarray(mesh.vertices, dtype=np.float64), np.asarray(mesh.faces, dtype=np.int64)
+
+
+# ----- strict parsing ----------------------------------------------------------------------------------------
+
+
+def numbered_lines(path: Path) -> list[tuple[int, str]]:
+    """The non-blank lines of a text file with their 1-based line numbers."""
+    try:
+        text = path.read_text()
+    except UnicodeDecodeError as exc:
+        raise DataFileError(path, f"not a text file ({exc})") from exc
+    return [(number, line) for number, line in enumerate(text.splitlines(), 1) if line.strip()]
+
+
+def parse_rows(rows: Sequence[tuple[int, str]], path: Path, columns: int, delimiter: str | None = None,
+               dtype: type = np.float64) -> np.ndarray:
+    """``[len(rows), columns]`` array of numbered text rows; the first bad row raises a
+    :class:`DataFileError` naming its line. numpy parses the common, well-formed case; the slow scan that
+    finds the culprit only runs after it fails."""
+    try:
+        array = np.loadtxt([text for _, text in rows], delimiter=delimiter, dtype=dtype, ndmin=2, comments=None)
+    except ValueError:
+        array = None
+    if array is not None and array.shape == (len(rows), columns) and np.isfinite(array).all():
+        return array
+    for number, text in rows:
+        fields = text.split(delimiter)
+        if len(fields) != columns:
+            raise DataFileError(path, f"expected {columns} values, found {len(fields)}: {text.strip()!r}", number)
+        for field in fields:
+            try:
+                value = dtype(field)
+            except ValueError:
+                raise DataFileError(path, f"not a number: {field.strip()!r}", number) from None
+            if not np.isfinite(value):
+                raise DataFileError(path, f"not a finite number: {field.strip()!r}", number)
+    raise DataFileError(path, f"unreadable table of {columns} columns")  # numpy failed where the scan did not
+
+
+def read_table(path: Path, columns: int, delimiter: str | None = None) -> np.ndarray:
+    """A whole text file of ``columns`` numbers per line (blank lines ignored), as float64."""
+    rows = numbered_lines(path)
+    if not rows:
+        raise DataFileError(path, "empty file")
+    return parse_rows(rows, path, columns, delimiter)
+
+
+def load_npz(path: Path, names: Sequence[str]) -> dict[str, np.ndarray]:
+    """The named arrays of an .npz file; a corrupt or incomplete file raises a :class:`DataFileError`."""
+    try:
+        with np.load(path, allow_pickle=False) as npz:
+            missing = [name for name in names if name not in npz.files]
+            if missing:
+                raise DataFileError(path, f"missing arrays {missing} (it has {sorted(npz.files)})")
+            return {name: npz[name] for name in names}
+    except (OSError, ValueError, EOFError, zipfile.BadZipFile, zlib.error) as exc:
+        if isinstance(exc, DataFileError):
+            raise
+        raise DataFileError(path, f"unreadable .npz ({type(exc).__name__}: {exc})") from exc
+
+
+def check_fields(dataset: str, config: Any, *, counts: Sequence[str] = (), fractions: Sequence[str] = (),
+                 non_negative: Sequence[str] = ()) -> None:
+    """Raise a ValueError naming the first field that is not an integer >= 1, a number in (0, 1) or a
+    number >= 0 respectively (bools are not numbers here, although Python says so)."""
+    checks = [(name, isinstance(v, int) and v >= 1, "an integer >= 1") for name in counts
+              for v in [getattr(config, name)]]
+    checks += [(name, isinstance(v, (int, float)) and 0 < v < 1, "a number in (0, 1)") for name in fractions
+               for v in [getattr(config, name)]]
+    checks += [(name, isinstance(v, (int, float)) and v >= 0, "a number >= 0") for name in non_negative
+               for v in [getattr(config, name)]]
+    for name, ok, expected in checks:
+        if not ok or isinstance(getattr(config, name), bool):
+            raise ValueError(f"{dataset}: {name} must be {expected}, got {getattr(config, name)!r}")
+
+
+def check_split_fractions(dataset: str, fractions: Mapping[str, Any]) -> None:
+    """A ValueError unless ``fractions`` gives each of train, val and test a number > 0."""
+    if set(fractions) != set(keys.SPLITS) or not all(
+            isinstance(v, (int, float)) and not isinstance(v, bool) and v > 0 for v in fractions.values()):
+        raise ValueError(f"{dataset}: split_fractions must give train, val and test a number > 0, "
+                         f"got {dict(fractions)}")
+
+
+def plain_copy(config: Any, cls: type) -> Any:
+    """An instance of ``cls`` with ``config``'s field values: the harness hands over a generated subclass
+    (with ``name``) that worker processes cannot unpickle, and list- and dict-like values become plain."""
+    def plain(value: Any) -> Any:
+        if isinstance(value, Mapping):
+            return {k: plain(v) for k, v in value.items()}
+        if isinstance(value, Sequence) and not isinstance(value, str):
+            return [plain(v) for v in value]
+        return value
+
+    return cls(**{f.name: plain(getattr(config, f.name)) for f in dataclasses.fields(cls)})
+
+
+# ----- verified cache ----------------------------------------------------------------------------------------
+
+
+def shape_files(split: str, index: int) -> tuple[str, str]:
+    """The npz (samples) and ply (mesh) paths of one cached shape, relative to its cache directory."""
+    stem = f"{split}/{index:06d}"
+    return f"{stem}.npz", f"{stem}.ply"
+
+
+def npz_bytes(arrays: Mapping[str, np.ndarray]) -> bytes:
+    """An uncompressed .npz (readable by ``np.load``) whose bytes depend on the arrays only: ``np.savez``
+    stamps the current time into the zip, which would make identical shapes hash differently."""
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w", zipfile.ZIP_STORED) as archive:
+        for name, array in arrays.items():
+            entry = zipfile.ZipInfo(f"{name}.npy", date_time=(1980, 1, 1, 0, 0, 0))
+            with archive.open(entry, "w", force_zip64=True) as stream:
+                np.lib.format.write_array(stream, np.asanyarray(array), allow_pickle=False)
+    return buffer.getvalue()
+
+
+def ply_bytes(vertices: np.ndarray, faces: np.ndarray) -> bytes:
+    import trimesh
+
+    return trimesh.exchange.ply.export_ply(trimesh.Trimesh(vertices, faces, process=False), encoding="binary")
+
+
+def write_atomic(path: Path, data: bytes) -> FileRecord:
+    """Write via a temporary file and rename (no fsync: a file torn by power loss fails its checksum)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    tmp.write_bytes(data)
+    os.replace(tmp, path)
+    return {"sha256": hashlib.sha256(data).hexdigest(), "size": len(data), "mtime_ns": path.stat().st_mtime_ns}
+
+
+def sha256_file(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as stream:
+        for block in iter(lambda: stream.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def _intact(path: Path, record: FileRecord | None, full: bool) -> bool:
+    """Whether ``path`` still holds what ``record`` describes; refreshes the record's mtime after a re-hash."""
+    if record is None:
+        return False
+    try:
+        stat = path.stat()
+    except FileNotFoundError:
+        return False
+    if stat.st_size != record["size"]:
+        return False
+    if not full and stat.st_mtime_ns == record["mtime_ns"]:
+        return True
+    if sha256_file(path) != record["sha256"]:
+        return False
+    record["mtime_ns"] = stat.st_mtime_ns
+    return True
+
+
+def _read_manifest(directory: Path, header: Mapping[str, Any]) -> dict[str, FileRecord]:
+    """The file records of a manifest written with this header ({} if there is none)."""
+    try:
+        manifest = json.loads((directory / MANIFEST).read_text())
+    except (OSError, ValueError):
+        return {}
+    if (not isinstance(manifest, dict) or any(manifest.get(k) != v for k, v in header.items())
+            or not isinstance(manifest.get("files"), dict)):
+        return {}
+    return manifest["files"]
+
+
+def _write_manifest(directory: Path, header: Mapping[str, Any], files: dict[str, FileRecord]) -> None:
+    manifest = {**header, "files": dict(sorted(files.items()))}
+    write_atomic(directory / MANIFEST, json.dumps(manifest, indent=1).encode())
+
+
+@contextmanager
+def _locked(directory: Path) -> Iterator[None]:
+    """Serialise concurrent builds of one cache (a second process waits, then finds the files intact)."""
+    directory.mkdir(parents=True, exist_ok=True)
+    with open(directory / ".lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(lock, fcntl.LOCK_UN)
+
+
+Job = tuple[Any, ...]
+
+
+def ensure_cache(directory: Path, header: Mapping[str, Any], jobs: Sequence[Job],
+                 files_of: Callable[[Job], Sequence[str]], make: Callable[..., dict[str, FileRecord]], *,
+                 workers: int, checksum_all: bool, desc: str) -> None:
+    """Verify the cache in ``directory`` and redo every job whose files are missing or damaged.
+
+    ``header`` must be JSON-equal to what built the files (it is stored in the manifest); ``files_of(job)``
+    names a job's files, ``make(*job)`` writes them (with :func:`write_atomic`) and returns their records. It
+    runs in ``workers`` spawned processes, so it must be a picklable module-level function (or a partial).
+    """
+    header = json.loads(json.dumps(header))  # as it reads back from the manifest (tuples become lists)
+    with _locked(directory):
+        for leftover in directory.rglob(".*.tmp"):  # from a killed generation
+            leftover.unlink()
+        files = _read_manifest(directory, header)
+        known = copy.deepcopy(files)
+        todo = [job for job in jobs
+                if not all(_intact(directory / name, files.get(name), checksum_all) for name in files_of(job))]
+        try:
+            if todo:
+                _run(directory, header, todo, make, files, workers, desc)
+        finally:  # also after an interruption: vouch for the jobs that were finished
+            if files != known:  # redone files, or re-hashed ones with a new mtime
+                _write_manifest(directory, header, files)
+
+
+def _run(directory: Path, header: Mapping[str, Any], jobs: list[Job], make: Callable[..., dict[str, FileRecord]],
+         files: dict[str, FileRecord], workers: int, desc: str) -> None:
+    """Run the jobs (in parallel unless one worker suffices), checkpointing the manifest as they finish."""
+    workers = max(1, min(workers, os.cpu_count() or 1, len(jobs)))
+    desc = f"{desc} ({len(jobs)} shapes)"
+    last_save = time.monotonic()
+
+    def record(result: dict[str, FileRecord]) -> None:
+        nonlocal last_save
+        files.update(result)
+        if time.monotonic() - last_save > MANIFEST_EVERY_S:
+            _write_manifest(directory, header, files)
+            last_save = time.monotonic()
+
+    if workers == 1:
+        for job in progress(jobs, desc=desc):
+            record(make(*job))
+        return
+    # spawn, not fork: the parent may hold torch/OpenMP threads, which a forked child can deadlock on
+    pool = ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn"))
+    try:
+        futures = [pool.submit(make, *job) for job in jobs]
+        for future in progress(as_completed(futures), desc=desc, total=len(futures)):
+            record(future.result())
+    finally:  # on an error or Ctrl-C, drop the queued jobs instead of waiting for them
+        pool.shutdown(cancel_futures=True)
+
+
+# ----- items -------------------------------------------------------------------------------------------------
+
+
+@dataclasses.dataclass
+class OccupancySampling:
+    """Config fields of derived occupancy samples and of the items drawn from them; defaults are Occupancy
+    Networks' (its ``points.npz``: 100k points uniform in the box of side 1.1; 300 input points with noise
+    0.005; 2048 training queries; 100k points for IoU and for the surface metrics)."""
+
+    # stored occupancy samples per shape: the first (1 - near_fraction) are uniform in the box of side
+    # 1 + padding, the rest are surface points plus N(0, near_sigma) noise
+    n_occupancy: int = 100_000
+    near_fraction: float = 0.0
+    near_sigma: float = 0.01
+    padding: float = 0.1
+    # what one item draws from the stored samples
+    input_points: int = 300
+    input_noise: float = 0.005
+    query_points: int = 2048
+    eval_surface_points: int = 100_000
+    iou_points: int = 100_000  # uniform points for volumetric IoU in val/test items
+    workers: int = 2  # processes deriving samples, capped at the CPU count
+    checksum_all: bool = False  # hash every cached file when opening, not only those whose size or mtime changed
+
+    @property
+    def n_uniform(self) -> int:
+        """How many of the stored occupancy samples are uniform (the split ``sample_queries`` makes)."""
+        return self.n_occupancy - int(round(self.near_fraction * self.n_occupancy))
+
+    def check_sampling(self, dataset: str) -> None:
+        """Raise a ValueError naming the first bad sampling field."""
+        check_fields(dataset, self, counts=("n_occupancy", "input_points", "query_points", "eval_surface_points",
+                                            "iou_points", "workers"),
+                     non_negative=("near_fraction", "near_sigma", "padding", "input_noise"))
+        limits = (("near_fraction", 1, "1"), ("query_points", self.n_occupancy, "n_occupancy"),
+                  ("iou_points", self.n_uniform, "the uniform occupancy samples (n_occupancy * (1 - near_fraction))"))
+        for name, limit, source in limits:
+            if getattr(self, name) > limit:
+                raise ValueError(f"{dataset}: {name}={getattr(self, name)} exceeds {source} = {limit}")
+
+    def sampling_params(self) -> dict[str, Any]:
+        """The fields that change derived samples (the rest only change how items draw from them)."""
+        return {name: getattr(self, name) for name in ("n_occupancy", "near_fraction", "near_sigma", "padding")}
+
+
+@dataclasses.dataclass(frozen=True)
+class ItemSizes:
+    """What one item of an implicit-shape dataset draws from the shape's stored samples."""
+
+    input_points: int
+    input_noise: float
+    query_points: int
+    eval_surface_points: int
+    iou_points: int
+
+    @classmethod
+    def of(cls, config: Any) -> ItemSizes:
+        return cls(**{f.name: getattr(config, f.name) for f in dataclasses.fields(cls)})
+
+
+class SeededSplit:
+    """One split (a map-style dataset) whose items are drawn at random: training items draw afresh with a
+    generator seeded from torch's global RNG (which DataLoader seeds per worker and epoch); val/test items
+    are the same every time. torch is imported on first use, so configs can import this module cheaply."""
+
+    def __init__(self, name: str, split: str, size: int, seed: int) -> None:
+        self.name, self.split, self.size, self.seed = name, split, size, seed
+        self.train = split == "train"
+
+    def __len__(self) -> int:
+        return self.size
+
+    def fixed_rng(self, index: int, purpose: str) -> np.random.Generator:
+        """A generator fixed by (seed, split, index, purpose): repeatable draws independent of each other."""
+        key = (zlib.crc32(f"{self.split}/{purpose}".encode()), index)
+        return np.random.default_rng(np.random.SeedSequence(self.seed, spawn_key=key))
+
+    def draw(self, index: int, rng: np.random.Generator) -> dict[str, np.ndarray]:
+        """The arrays of item ``index`` (without ``index``), drawn with ``rng``."""
+        raise NotImplementedError
+
+    def __getitem__(self, index: int) -> dict[str, torch.Tensor]:
+        import torch
+
+        if not 0 <= index < self.size:
+            raise IndexError(f"{self.name} {self.split} has {self.size} items, asked for {index}")
+        # numpy, not torch, does the sampling and gathering: torch's multi-threaded indexing of these small
+        # arrays is tens of times slower when the CPU is busy (e.g. with DataLoader workers)
+        if self.train:
+            rng = np.random.default_rng(int(torch.randint(0, 2**62, (1,)).item()))
+        else:
+            rng = self.fixed_rng(index, "item")
+        item = self.draw(index, rng)
+        item[keys.INDEX] = np.int64(index)
+        return {key: torch.from_numpy(np.asarray(value)) for key, value in item.items()}
+
+
+# stored per-shape arrays an implicit item draws from (``*_part`` only in part-labelled datasets)
+SAMPLE_ARRAYS = ("surface", "normals", "surface_part", "occ_points", "occupancy", "occ_part", "n_uniform", "label")
+
+
+class SampledSplit(SeededSplit):
+    """Items of the Occupancy Networks kind, drawn from one shape's stored samples: noisy input points and
+    query/occupancy subsets; val/test add uniform ``iou_query``/``iou_occupancy`` for volumetric IoU; the
+    ``surface``/``normals`` evaluation points are a fixed subset in every split."""
+
+    def __init__(self, name: str, split: str, size: int, seed: int, sizes: ItemSizes) -> None:
+        super().__init__(name, split, size, seed)
+        self.sizes = sizes
+
+    def shape(self, index: int) -> dict[str, np.ndarray]:
+        """The stored samples of shape ``index`` (the keys of :data:`SAMPLE_ARRAYS` it has)."""
+        raise NotImplementedError
+
+    def draw(self, index: int, rng: np.random.Generator) -> dict[str, np.ndarray]:
+        shape, sizes = self.shape(index), self.sizes
+        surface, occ_points = shape["surface"], shape["occ_points"]
+        points = surface[rng.choice(len(surface), sizes.input_points, replace=False)].astype(np.float32, copy=False)
+        points = points + np.float32(sizes.input_noise) * rng.standard_normal(points.shape, dtype=np.float32)
+        query = rng.choice(len(occ_points), sizes.query_points, replace=False)
+        fixed = self.fixed_rng(index, "surface").choice(len(surface), sizes.eval_surface_points, replace=False)
+        item = {
+            keys.POINTS: points,
+            keys.QUERY: occ_points[query].astype(np.float32, copy=False),
+            keys.OCCUPANCY: shape["occupancy"][query].astype(np.float32),
+            keys.LABEL: np.asarray(shape["label"]).astype(np.int64),
+            keys.SURFACE: surface[fixed].astype(np.float32, copy=False),
+            keys.NORMALS: shape["normals"][fixed].astype(np.float32, copy=False),
+        }
+        if "occ_part" in shape:
+            item[keys.PART] = shape["occ_part"][query].astype(np.int64)
+        if "surface_part" in shape:
+            item[keys.SURFACE_PART] = shape["surface_part"][fixed].astype(np.int64)
+        if not self.train:
+            uniform = rng.choice(int(shape["n_uniform"]), sizes.iou_points, replace=False)
+            item["iou_query"] = occ_points[uniform].astype(np.float32, copy=False)
+            item["iou_occupancy"] = shape["occupancy"][uniform].astype(np.float32)
+        return item
+
+
+class CachedSplit(SampledSplit):
+    """A :class:`SampledSplit` over a cache of :func:`shape_files`; each item reads one npz (its members load
+    lazily, so the cached mesh arrays are never read here)."""
+
+    def __init__(self, name: str, split: str, size: int, seed: int, sizes: ItemSizes, directory: Path) -> None:
+        super().__init__(name, split, size, seed, sizes)
+        self.directory = directory
+
+    def shape(self, index: int) -> dict[str, np.ndarray]:
+        with np.load(self.directory / shape_files(self.split, index)[0]) as stored:
+            return {name: stored[name] for name in SAMPLE_ARRAYS if name in stored.files}
