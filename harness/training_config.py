@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 
 @dataclass
@@ -17,3 +18,7 @@ class TrainingConfig:
     validate_every: int = 10_000  # steps between validation checks (model selection)
     checkpoint_every: int = 1_000  # steps between resumable checkpoints
     workers: int = 0  # DataLoader workers
+
+
+# The smoke profile's schedule for every training protocol: a few steps, checked twice.
+SMOKE_SCHEDULE: dict[str, Any] = {"steps": 4, "batch_size": 4, "lr": 1e-3, "validate_every": 2, "checkpoint_every": 2}

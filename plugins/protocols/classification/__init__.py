@@ -7,7 +7,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from harness.specs import ComponentSpec, Kind, ProtocolCaps
-from harness.training_config import TrainingConfig
+from harness.training_config import SMOKE_SCHEDULE, TrainingConfig
 
 
 @dataclass
@@ -32,7 +32,7 @@ SPEC = ComponentSpec(
     citation='Hughes et al., "Towards Generalising Neural Implicit Representations", ECCV Workshops 2022',
     description="Cross-entropy on class labels; selection on validation top-1; test top-1 overall and per class.",
     profiles={
-        "smoke": {"steps": 4, "batch_size": 4, "lr": 1e-3, "validate_every": 2, "checkpoint_every": 2},
+        "smoke": SMOKE_SCHEDULE,
         "quick": {"steps": 300, "batch_size": 32, "lr": 1e-3, "validate_every": 100, "checkpoint_every": 100},
     },
 )

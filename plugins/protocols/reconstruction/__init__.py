@@ -7,7 +7,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from harness.specs import ComponentSpec, Kind, ProtocolCaps
-from harness.training_config import TrainingConfig
+from harness.training_config import SMOKE_SCHEDULE, TrainingConfig
 
 
 @dataclass
@@ -42,7 +42,7 @@ SPEC = ComponentSpec(
     description="BCE on query occupancies; model selection on validation IoU; test IoU, Chamfer-L1/L2, "
                 "normal consistency, F-score on MISE meshes.",
     profiles={
-        "smoke": {"steps": 4, "batch_size": 4, "lr": 1e-3, "validate_every": 2, "checkpoint_every": 2,
+        "smoke": {**SMOKE_SCHEDULE,
                   "resolution0": 8, "upsampling_steps": 1, "eval_points": 2_000, "meshes_saved": 1,
                   "max_eval_shapes": 4},
         "quick": {"steps": 400, "batch_size": 16, "lr": 1e-3, "validate_every": 200, "checkpoint_every": 200,

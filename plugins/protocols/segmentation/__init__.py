@@ -8,7 +8,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from harness.specs import BenchVariant, ComponentSpec, Kind, ProtocolCaps
-from harness.training_config import TrainingConfig
+from harness.training_config import SMOKE_SCHEDULE, TrainingConfig
 
 
 @dataclass
@@ -36,7 +36,7 @@ SPEC = ComponentSpec(
     description="Cross-entropy on labelled query points (Voronoi labels inside the shape, outside ignored); "
                 "per-shape part mIoU, a part absent from prediction and truth counting 1.",
     profiles={
-        "smoke": {"steps": 4, "batch_size": 4, "lr": 1e-3, "validate_every": 2, "checkpoint_every": 2},
+        "smoke": SMOKE_SCHEDULE,
         "quick": {"steps": 400, "batch_size": 16, "lr": 1e-3, "validate_every": 200, "checkpoint_every": 200},
     },
 )
