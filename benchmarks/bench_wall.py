@@ -3,7 +3,7 @@
 Runs in a fresh HARNESS_HOME so nothing is skipped and the dataset cache is generated too; the
 leaderboards go to a scratch folder. Prints, writes benchmarks/results/bench_wall.json.
 
-Run: .venv/bin/python benchmarks/bench_wall.py [--profile quick] [--seeds 2]
+Run: .venv/bin/python benchmarks/bench_wall.py [--profile quick] [--seeds 1]
 """
 from __future__ import annotations
 
@@ -21,7 +21,7 @@ from results_file import save
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--profile", default="quick")
-    parser.add_argument("--seeds", type=int, default=2)
+    parser.add_argument("--seeds", type=int, default=1)
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as home:
         env = {**os.environ, "HARNESS_HOME": home, "CI": "true"}

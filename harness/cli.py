@@ -107,7 +107,7 @@ def cmd_bench(argv: Sequence[str]) -> int:
 
     parser = argparse.ArgumentParser(prog="harness bench")
     parser.add_argument("--profile", default="quick", choices=PROFILES)
-    parser.add_argument("--seeds", type=int, default=2, help="seeds per combination (mean ± std)")
+    parser.add_argument("--seeds", type=int, default=1, help="seeds per combination (2+ gives mean ± std)")
     parser.add_argument("--force", action="store_true", help="rerun combinations that already succeeded")
     parser.add_argument("--protocol", action="append", default=[], help="only these protocols")
     parser.add_argument("--out", default="leaderboards", help="folder of the markdown files")
