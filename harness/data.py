@@ -6,6 +6,7 @@ A dataset split yields dicts of tensors (one shape each; the DataLoader adds the
 key                       shape/dtype   meaning
 ========================  ============  =====================================================
 ``points``                [N,3] f32     encoder input point cloud (noisy surface samples)
+``points_part``           [N] i64       part label of each input point (the conventional per-point task)
 ``image``                 [3,H,W] f32   encoder input image, values in [0, 1]
 ``voxels``                [1,R,R,R] f32 encoder input occupancy grid
 ``video``                 [3,T,H,W] f32 encoder input clip
@@ -31,6 +32,7 @@ from pathlib import Path
 from typing import Protocol
 
 POINTS = "points"
+POINTS_PART = "points_part"
 IMAGE = "image"
 VOXELS = "voxels"
 VIDEO = "video"

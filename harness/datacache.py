@@ -499,9 +499,14 @@ class SampledSplit(SeededSplit):
         raise NotImplementedError
 
     def draw(self, index: int, rng: np.random.Generator) -> dict[str, np.ndarray]:
-        shape, sizes = self.shape(index), self.sizes
+        return self.draw_from(self.shape(index), index, rng)
+
+    def draw_from(self, shape: dict[str, np.ndarray], index: int, rng: np.random.Generator) -> dict[str, np.ndarray]:
+        """The item of shape ``index`` drawn from its stored arrays ``shape``."""
+        sizes = self.sizes
         surface, occ_points = shape["surface"], shape["occ_points"]
-        points = surface[rng.choice(len(surface), sizes.input_points, replace=False)].astype(np.float32, copy=False)
+        chosen = rng.choice(len(surface), sizes.input_points, replace=False)
+        points = surface[chosen].astype(np.float32, copy=False)
         points = points + np.float32(sizes.input_noise) * rng.standard_normal(points.shape, dtype=np.float32)
         query = rng.choice(len(occ_points), sizes.query_points, replace=False)
         fixed = self.fixed_rng(index, "surface").choice(len(surface), sizes.eval_surface_points, replace=False)
@@ -517,6 +522,7 @@ class SampledSplit(SeededSplit):
             item[keys.PART] = shape["occ_part"][query].astype(np.int64)
         if "surface_part" in shape:
             item[keys.SURFACE_PART] = shape["surface_part"][fixed].astype(np.int64)
+            item[keys.POINTS_PART] = shape["surface_part"][chosen].astype(np.int64)
         if not self.train:
             uniform = rng.choice(int(shape["n_uniform"]), sizes.iou_points, replace=False)
             item["iou_query"] = occ_points[uniform].astype(np.float32, copy=False)
@@ -528,10 +534,12 @@ class CachedSplit(SampledSplit):
     """A :class:`SampledSplit` over a cache of :func:`shape_files`; each item reads one npz (its members load
     lazily, so the cached mesh arrays are never read here)."""
 
+    arrays = SAMPLE_ARRAYS  # what an item reads of the shape's npz
+
     def __init__(self, name: str, split: str, size: int, seed: int, sizes: ItemSizes, directory: Path) -> None:
         super().__init__(name, split, size, seed, sizes)
         self.directory = directory
 
     def shape(self, index: int) -> dict[str, np.ndarray]:
         with np.load(self.directory / shape_files(self.split, index)[0]) as stored:
-            return {name: stored[name] for name in SAMPLE_ARRAYS if name in stored.files}
+            return {name: stored[name] for name in self.arrays if name in stored.files}

@@ -371,7 +371,8 @@ def test_shapenetpart_on_the_shared_sample():
             category = info.classes[int(item[keys.LABEL])]
             categories.append(category)
             assert shapes(item) == {keys.POINTS: ((2048, 3), torch.float32), keys.QUERY: ((2048, 3), torch.float32),
-                                    keys.PART: ((2048,), torch.int64), keys.NORMALS: ((2048, 3), torch.float32),
+                                    keys.PART: ((2048,), torch.int64), keys.POINTS_PART: ((2048,), torch.int64),
+                                    keys.NORMALS: ((2048, 3), torch.float32),
                                     keys.LABEL: ((), torch.int64), keys.INDEX: ((), torch.int64)}
             assert set(item[keys.PART].tolist()) <= set(info.parts_per_class[category])
             assert torch.equal(item[keys.POINTS], item[keys.QUERY])

@@ -80,3 +80,18 @@ def test_conventional_per_point_baseline_end_to_end(tmp_path, monkeypatch):
     outcome = execute(cfg, registry)
     assert outcome.status == "succeeded"
     assert 0.0 <= {m.name: m.value for m in outcome.metrics if m.class_name is None}["miou"] <= 1.0
+
+
+def test_conventional_variant_segments_the_input_points(tmp_path, monkeypatch):
+    monkeypatch.setenv("HARNESS_HOME", str(tmp_path))
+    registry = default_registry()
+    register_configs(registry)
+    cfg = compose_config(["protocol=segmentation", "encoder=pointnet_per_point", "decoder=point_segmentation",
+                          "profile=smoke", "protocol.points_as_queries=true"])
+    spec = registry.get("dataset", "synthetic_shapes")
+    item = spec.build(spec.config(**spec.profiles["smoke"]), cache_dir=tmp_path / "cache").split("val")[0]
+    # input points are noisy surface samples: each carries a part of its own category, never -1
+    assert item["points_part"].shape == item["points"].shape[:1] and (item["points_part"] >= 0).all()
+    outcome = execute(cfg, registry)
+    assert outcome.status == "succeeded"
+    assert 0.0 <= {m.name: m.value for m in outcome.metrics if m.class_name is None}["miou"] <= 1.0

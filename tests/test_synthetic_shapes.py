@@ -349,6 +349,7 @@ def check_item(item: dict, config: SyntheticShapesConfig, evaluation: bool) -> N
         keys.SURFACE: ((config.eval_surface_points, 3), torch.float32),
         keys.NORMALS: ((config.eval_surface_points, 3), torch.float32),
         keys.SURFACE_PART: ((config.eval_surface_points,), torch.int64),
+        keys.POINTS_PART: ((config.input_points,), torch.int64),
         keys.INDEX: ((), torch.int64),
         keys.IMAGE: ((3, config.image_size, config.image_size), torch.float32),
     }

@@ -102,8 +102,9 @@ class PartSplit(SeededSplit):
         pick = rng.choice(len(table), count, replace=len(table) < count)
         points = table[pick, :3]
         points = (unit_sphere(points, path) if self.config.normalize else points).astype(np.float32)
-        return {keys.POINTS: points, keys.QUERY: points.copy(), keys.PART: parts[pick], keys.NORMALS:
-                table[pick, 3:6].astype(np.float32), keys.LABEL: np.int64(label)}
+        # the conventional task: the input points are the queries, so both label keys hold their parts
+        return {keys.POINTS: points, keys.QUERY: points.copy(), keys.PART: parts[pick], keys.POINTS_PART: parts[pick],
+                keys.NORMALS: table[pick, 3:6].astype(np.float32), keys.LABEL: np.int64(label)}
 
     def _parts(self, path: Path, column: np.ndarray, label: int) -> np.ndarray:
         """The part column as int64; a non-integer or a label outside the category's range names its line."""

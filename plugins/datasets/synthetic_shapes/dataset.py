@@ -29,79 +29,30 @@ verified on every build (see :mod:`.cache`).
 from __future__ import annotations
 
 import dataclasses
-import zlib
 from pathlib import Path
 
 import numpy as np
-import torch
-from torch.utils.data import Dataset as TorchDataset
 
 from harness import data as keys
 from harness.data import DatasetInfo, check_split
+from harness.datacache import SAMPLE_ARRAYS, CachedSplit, ItemSizes
 
 from .cache import NAME, ensure_cache, fingerprint, shape_files, split_sizes
 from .config import SyntheticShapesConfig
 from .vocab import part_vocabulary
 
-# the stored arrays an item draws from (npz members load lazily, so the mesh is never read here)
-ITEM_SOURCES = ("surface", "normals", "surface_part", "occ_points", "occupancy", "occ_part", "n_uniform", "label",
-                "views")
+class ShapeSplit(CachedSplit):
+    """One split of the cached shapes: the shared implicit-shape items plus a rendered view as ``image``."""
 
+    arrays = SAMPLE_ARRAYS + ("views",)
 
-class ShapeSplit(TorchDataset):
-    """One split of the cached shapes; each item reads one shape file."""
-
-    def __init__(self, config: SyntheticShapesConfig, directory: Path, split: str, size: int) -> None:
-        self.config = config
-        self.directory = directory
-        self.split = split
-        self.size = size
-        self.train = split == "train"
-
-    def __len__(self) -> int:
-        return self.size
-
-    def _fixed_rng(self, index: int, purpose: str) -> np.random.Generator:
-        """A generator fixed by (seed, split, index, purpose): repeatable draws independent of each other."""
-        key = (zlib.crc32(f"{self.split}/{purpose}".encode()), index)
-        return np.random.default_rng(np.random.SeedSequence(self.config.seed, spawn_key=key))
-
-    def __getitem__(self, index: int) -> dict[str, torch.Tensor]:
-        if not 0 <= index < self.size:
-            raise IndexError(f"{NAME} {self.split} has {self.size} items, asked for {index}")
-        cfg = self.config
-        with np.load(self.directory / shape_files(self.split, index)[0]) as stored:
-            shape = {name: stored[name] for name in ITEM_SOURCES}
-        # numpy, not torch, does the sampling and gathering: torch's multi-threaded indexing of these small
-        # arrays is tens of times slower when the CPU is busy (e.g. with DataLoader workers)
-        if self.train:  # a fresh draw, seeded from torch's RNG, which DataLoader seeds per worker and epoch
-            rng = np.random.default_rng(int(torch.randint(0, 2**62, (1,)).item()))
-        else:
-            rng = self._fixed_rng(index, "item")
-        surface, occ_points = shape["surface"], shape["occ_points"]
-        points = surface[rng.choice(len(surface), cfg.input_points, replace=False)]
-        points = points + np.float32(cfg.input_noise) * rng.standard_normal(points.shape, dtype=np.float32)
-        query = rng.choice(len(occ_points), cfg.query_points, replace=False)
-        fixed = self._fixed_rng(index, "surface").choice(len(surface), cfg.eval_surface_points, replace=False)
-        item = {
-            keys.POINTS: points,
-            keys.QUERY: occ_points[query],
-            keys.OCCUPANCY: shape["occupancy"][query].astype(np.float32),
-            keys.PART: shape["occ_part"][query].astype(np.int64),
-            keys.LABEL: shape["label"].astype(np.int64),
-            keys.SURFACE: surface[fixed],
-            keys.NORMALS: shape["normals"][fixed],
-            keys.SURFACE_PART: shape["surface_part"][fixed].astype(np.int64),
-            keys.INDEX: np.int64(index),
-        }
+    def draw(self, index: int, rng: np.random.Generator) -> dict[str, np.ndarray]:
+        shape = self.shape(index)
+        item = self.draw_from(shape, index, rng)
         views = shape["views"]
         view = views[rng.integers(len(views))] if self.train else views[0]
         item[keys.IMAGE] = np.repeat(view[None].astype(np.float32) / 255, 3, axis=0)
-        if not self.train:
-            uniform = rng.choice(int(shape["n_uniform"]), cfg.iou_points, replace=False)
-            item["iou_query"] = occ_points[uniform]
-            item["iou_occupancy"] = shape["occupancy"][uniform].astype(np.float32)
-        return {key: torch.from_numpy(np.asarray(value)) for key, value in item.items()}
+        return item
 
 
 class SyntheticShapes:
@@ -125,7 +76,7 @@ class SyntheticShapes:
 
     def split(self, name: str) -> ShapeSplit:
         check_split(self.info, name)
-        return ShapeSplit(self.config, self.directory, name, self.sizes[name])
+        return ShapeSplit(NAME, name, self.sizes[name], self.config.seed, ItemSizes.of(self.config), self.directory)
 
     def mesh_path(self, split: str, index: int) -> Path:
         check_split(self.info, split)

@@ -16,6 +16,9 @@ class SegmentationConfig(TrainingConfig):
     """The paper's schedule; model selection on validation instance mIoU."""
 
     category_parts_only: bool = True  # predict among the shape's category parts (ShapeNetPart convention)
+    # the conventional task: segment the encoder's input points (labels ``points_part``) instead of the
+    # implicit formulation's query points (labels ``part``, Voronoi inside the shape)
+    points_as_queries: bool = False
 
 
 SPEC = ComponentSpec(

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import torch
 
-from harness.data import IGNORE_INDEX, LABEL, PART, QUERY
+from harness.data import IGNORE_INDEX, LABEL, PART, POINTS_PART, QUERY
 from harness.implicit import ImplicitNetwork
 from harness.losses import part_loss
 from harness.metrics.directions import metric
@@ -26,7 +26,7 @@ class SegmentationProtocol:
         decoder = ctx.build("decoder", encoder.encoding, info)
         model = ImplicitNetwork(encoder, decoder, ctx.specs["encoder"].capabilities.consumes).to(ctx.device)
         best_val = fit(model, ctx.dataset.split("train"), self.config, ctx.run_dir, ctx.device, ctx.seed,
-                       lambda model, batch: part_loss(model(batch, batch[QUERY]), batch[PART]),
+                       lambda model, batch: part_loss(model(batch, self.where(batch, model)), self.labels(batch)),
                        validate=lambda model: self.scores(model, ctx, "val")[0]["miou"], metric_name="mIoU")
         overall, per_category = self.scores(model, ctx, "test")
         return ([metric("val", "miou", best_val)]
@@ -34,9 +34,16 @@ class SegmentationProtocol:
                 + [metric("test", "miou", value, class_name=name) for name, value in per_category.items()]
                 + [metric("test", "parameters", sum(p.numel() for p in model.parameters()))])
 
+    def where(self, batch: dict, model: ImplicitNetwork) -> torch.Tensor:
+        """The points segmented: the queries, or the encoder's own input points (the conventional task)."""
+        return batch[model.input_key] if self.config.points_as_queries else batch[QUERY]
+
+    def labels(self, batch: dict) -> torch.Tensor:
+        return batch[POINTS_PART] if self.config.points_as_queries else batch[PART]
+
     @torch.no_grad()
     def scores(self, model: ImplicitNetwork, ctx: RunContext, split: str) -> tuple[dict[str, float], dict[str, float]]:
-        """Per-shape mIoU over the labelled query points of every item of ``split``, aggregated."""
+        """Per-shape mIoU over the labelled points of every item of ``split``, aggregated."""
         model.eval()
         info, data = ctx.dataset.info, ctx.dataset.split(split)
         shape_scores, categories = [], []
@@ -44,13 +51,15 @@ class SegmentationProtocol:
             item = data[index]
             category = info.classes[int(item[LABEL])]
             parts = info.parts_per_class[category]
-            logits = model(as_batch(item, ctx.device), as_batch(item, ctx.device)[QUERY])[0]
+            batch = as_batch(item, ctx.device)
+            logits = model(batch, self.where(batch, model))[0]
             if self.config.category_parts_only:
                 allowed = torch.full((logits.shape[-1],), -torch.inf, device=logits.device)
                 allowed[list(parts)] = 0.0
                 logits = logits + allowed
-            labelled = item[PART] != IGNORE_INDEX
+            labels = self.labels(item)
+            labelled = labels != IGNORE_INDEX
             predicted = logits.argmax(-1).cpu()[labelled].numpy()
-            shape_scores.append(shape_miou(predicted, item[PART][labelled].numpy(), parts))
+            shape_scores.append(shape_miou(predicted, labels[labelled].numpy(), parts))
             categories.append(category)
         return aggregate_miou(shape_scores, categories)
