@@ -142,6 +142,66 @@ def clean_mesh(vertices: np.ndarray, faces: np.ndarray) -> tuple[np.ndarray, np.
     return np.asarray(mesh.vertices, dtype=np.float64), np.asarray(mesh.faces, dtype=np.int64)
 
 
+# ShapeNetCore.v2 axes -> v1's (in which ONet's and ShapeNetPart's clouds lie): (x, y, z) -> (-z, y, x),
+# a quarter turn about y
+V2_TO_ONET = np.array([[0.0, 0.0, -1.0], [0.0, 1.0, 0.0], [1.0, 0.0, 0.0]])
+# the largest median distance of a point cloud from its fitted mesh (the shared samples: under 0.005;
+# ONet's clouds come from watertight remeshes, slightly off the raw surface)
+FRAME_TOLERANCE = 0.02
+FRAME_SAMPLES = 2000  # point cloud points the fit is checked on
+
+
+@dataclasses.dataclass(frozen=True)
+class Frame:
+    """ShapeNetCore.v2 model frame -> a v1 point cloud's: turn into v1's axes, then scale and shift."""
+
+    scale: float
+    offset: np.ndarray
+
+    def forward(self, points: np.ndarray) -> np.ndarray:
+        return points @ V2_TO_ONET.T * self.scale + self.offset
+
+    def inverse(self, points: np.ndarray) -> np.ndarray:
+        return ((points - self.offset) / self.scale) @ V2_TO_ONET
+
+
+def fit_frame(vertices: np.ndarray, cloud: np.ndarray) -> Frame:
+    """The frame that maps the turned mesh's bounding box onto the point cloud's (centres and longest sides)."""
+    turned = vertices @ V2_TO_ONET.T
+    low, high, cloud_low, cloud_high = turned.min(0), turned.max(0), cloud.min(0), cloud.max(0)
+    scale = float((cloud_high - cloud_low).max() / (high - low).max())
+    return Frame(scale, (cloud_low + cloud_high) / 2 - (low + high) / 2 * scale)
+
+
+def fit_checked(obj: Path, vertices: np.ndarray, faces: np.ndarray, cloud_path: Path,
+                cloud: np.ndarray) -> tuple[Frame, np.ndarray, float]:
+    """:func:`fit_frame`, the fitted vertices and the median distance of the cloud from the fitted mesh; a
+    distance over ``FRAME_TOLERANCE`` means the mesh is not the cloud's shape (or not in v2's axes)."""
+    import igl
+
+    frame = fit_frame(vertices, cloud)
+    fitted = frame.forward(vertices)
+    probe = cloud[::max(1, len(cloud) // FRAME_SAMPLES)]
+    residual = float(np.median(np.sqrt(igl.point_mesh_squared_distance(probe, fitted, faces)[0])))
+    if residual > FRAME_TOLERANCE:
+        raise DataFileError(obj, f"does not match {cloud_path} after the ShapeNetCore.v2 -> v1 frame fit (median "
+                                 f"distance {residual:.4f} > {FRAME_TOLERANCE}); is dataset.mesh_root ShapeNetCore.v2?")
+    return frame, fitted, residual
+
+
+def read_mesh(path: Path) -> tuple[np.ndarray, np.ndarray]:
+    """Vertices and triangles of a mesh file (all its parts concatenated); no faces is an error."""
+    import trimesh
+
+    try:
+        mesh = trimesh.load(path, force="mesh", process=False, skip_materials=True)
+    except Exception as exc:  # trimesh raises many kinds; each one is a file the user must fix
+        raise DataFileError(path, f"unreadable mesh ({type(exc).__name__}: {exc})") from exc
+    if not isinstance(mesh, trimesh.Trimesh) or len(mesh.faces) == 0:
+        raise DataFileError(path, "empty mesh: no faces")
+    return np.asarray(mesh.vertices, dtype=np.float64), np.asarray(mesh.faces, dtype=np.int64)
+
+
 # ----- strict parsing ----------------------------------------------------------------------------------------
 
 

@@ -22,13 +22,14 @@ from harness_plugins.datasets.modelnet40.off import read_off
 from harness_plugins.datasets.shapenet_onet import ShapeNetONetConfig
 from harness_plugins.datasets.shapenet_onet.binvox import read_binvox
 from harness_plugins.datasets.shapenet_onet.dataset import build as build_onet
-from harness_plugins.datasets.shapenetpart import ShapeNetPartConfig
+from harness_plugins.datasets.shapenetpart import ShapeNetPartConfig, ShapeNetPartImplicitConfig
 from harness_plugins.datasets.shapenetpart.dataset import build as build_part
+from harness_plugins.datasets.shapenetpart.dataset import build_implicit as build_part_implicit
 from PIL import Image
 from pykdtree.kdtree import KDTree
 
 from harness import data as keys
-from harness.datacache import DataFileError, split_by_fractions
+from harness.datacache import V2_TO_ONET, DataFileError, shape_files, split_by_fractions
 from harness.registry import default_registry
 from harness.specs import Kind
 
@@ -65,6 +66,11 @@ def test_specs_registered_and_configs_valid():
     assert SPECS["shapenet_onet"].capabilities.modalities == ("points", "image")
     assert SPECS["modelnet40_resampled"].capabilities.targets == ("label",)
     assert SPECS["shapenetpart"].capabilities.targets == ("part", "label")
+    implicit = shapenetpart.IMPLICIT_SPEC
+    assert implicit.name in registry.names(Kind.DATASET) and callable(implicit.load())
+    assert implicit.capabilities.targets == ("occupancy", "part", "label")
+    for overrides in [{}, *implicit.profiles.values()]:
+        implicit.config(mesh_root="/meshes", **overrides).validate()
 
 
 @pytest.mark.parametrize("name", sorted(SPECS))
@@ -436,6 +442,96 @@ def test_shapenetpart_malformed_files(tmp_path):
     (data / "99999999").mkdir()
     with raises_at(data / "99999999"):
         build_part(config, None)
+
+
+# a table in the clouds' (v1) frame: a top (part 47) on a leg (part 48), different extents along x and z
+TOP = ((-0.5, 0.1, -0.3), (0.5, 0.2, 0.3))
+LEG = ((-0.1, -0.5, -0.1), (0.1, 0.1, 0.1))
+
+
+def write_part_meshes(root: Path, mesh_root: Path, models: int = 4, with_mesh: int = 3) -> Path:
+    """ShapeNetPart-style table clouds sampled from TOP and LEG, and their mesh in ShapeNetCore.v2's frame
+    (a quarter turn, another scale and offset) for the first ``with_mesh`` of them."""
+    boxes = [trimesh.creation.box(bounds=np.array(bounds)) for bounds in (TOP, LEG)]
+    points, faces = zip(*(box.sample(1500, return_index=True, seed=k) for k, box in enumerate(boxes)))
+    table = np.column_stack([np.concatenate(points), np.concatenate([b.face_normals[f] for b, f in zip(boxes, faces)]),
+                             np.repeat([47, 48], 1500)])
+    mesh = trimesh.util.concatenate(boxes)
+    v2 = trimesh.Trimesh(mesh.vertices @ V2_TO_ONET * 0.7 + (0.2, -0.1, 0.3), mesh.faces, process=False)
+    data = root / shapenetpart.config.BENCHMARK
+    (data / TABLE).mkdir(parents=True)
+    for number in range(models):
+        shape_id = f"table{number}"
+        np.savetxt(data / TABLE / f"{shape_id}.txt", table, fmt="%.6f %.6f %.6f %.6f %.6f %.6f %d")
+        if number < with_mesh:
+            (mesh_root / TABLE / shape_id / "models").mkdir(parents=True)
+            v2.export(mesh_root / TABLE / shape_id / "models" / "model_normalized.obj")
+    return data
+
+
+def in_box(points: np.ndarray, bounds, margin: float) -> np.ndarray:
+    """Whether each point lies in the box ``bounds`` shrunk by ``margin`` (grown where negative)."""
+    return np.all((points > np.array(bounds[0]) + margin) & (points < np.array(bounds[1]) - margin), axis=1)
+
+
+def test_shapenetpart_implicit_occupancy_and_voronoi_parts(tmp_path):
+    mesh_root = tmp_path / "v2"
+    data = write_part_meshes(tmp_path / "part", mesh_root)
+    config = ShapeNetPartImplicitConfig(root=str(tmp_path / "part"), mesh_root=str(mesh_root), categories=["Table"],
+                                        input_points=100, n_occupancy=4000, query_points=256, eval_surface_points=500,
+                                        iou_points=1000, workers=1)
+    dataset = build_part_implicit(config, tmp_path / "cache")
+    assert dataset.info.targets == ("occupancy", "part", "label") == shapenetpart.IMPLICIT_SPEC.capabilities.targets
+    assert sum(len(dataset.split(s)) for s in keys.SPLITS) == 3  # table3 has no mesh: left out
+    shift = np.array([0.0, 0.15, 0.0])  # the cloud's box normalisation: its longest side (x) is already 1
+    for split in keys.SPLITS:
+        for index in range(len(dataset.split(split))):
+            stored = dict(np.load(dataset.directory / shape_files(split, index)[0]))
+            points = stored["occ_points"].astype(np.float64) - shift
+            occupancy, part = stored["occupancy"], stored["occ_part"]
+            assert float(stored["frame_residual"]) < 1e-3
+            outside = ~in_box(points, ((-0.52, -0.52, -0.32), (0.52, 0.22, 0.32)), 0) | (
+                ~in_box(points, TOP, -0.02) & ~in_box(points, LEG, -0.02))
+            top, leg = in_box(points, TOP, 0.02), in_box(points, LEG, 0.02)
+            assert top.sum() > 50 and leg.sum() > 10 and outside.sum() > 1000
+            assert occupancy[top].all() and occupancy[leg].all() and not occupancy[outside].any()
+            # nearer their own part's samples than the interface, where both parts' samples lie
+            assert (part[top & (points[:, 1] > 0.16)] == 47).all() and (part[leg & (points[:, 1] < -0.1)] == 48).all()
+            assert (part[~occupancy] == keys.IGNORE_INDEX).all() and (part[occupancy] >= 47).all()
+    item = dataset.split("val")[0]
+    assert shapes(item) == {
+        keys.POINTS: ((100, 3), torch.float32), keys.POINTS_PART: ((100,), torch.int64),
+        keys.QUERY: ((256, 3), torch.float32), keys.OCCUPANCY: ((256,), torch.float32), keys.PART: ((256,), torch.int64),
+        keys.IOU_QUERY: ((1000, 3), torch.float32), keys.IOU_OCCUPANCY: ((1000,), torch.float32),
+        keys.SURFACE: ((500, 3), torch.float32), keys.NORMALS: ((500, 3), torch.float32),
+        keys.SURFACE_PART: ((500,), torch.int64), keys.LABEL: ((), torch.int64), keys.INDEX: ((), torch.int64)}
+    assert torch.equal(item[keys.PART] >= 0, item[keys.OCCUPANCY] > 0)
+    assert set(item[keys.POINTS_PART].tolist()) == {47, 48}
+    assert trimesh.load(dataset.mesh_path("val", 0), process=False).bounds[1] == pytest.approx(TOP[1] + shift, abs=1e-4)
+    # the per-point task is unchanged without mesh_root; with it, shapenetpart serves the implicit items too
+    plain = build_part(ShapeNetPartConfig(root=str(data)), None)
+    assert plain.info.targets == ("part", "label") and plain.mesh_path("train", 0) is None
+    same = build_part(ShapeNetPartConfig(**dataclasses.asdict(config)), tmp_path / "cache")
+    assert same.info.targets == ("occupancy", "part", "label") and same.split("val")[0].keys() == item.keys()
+    # the meshes are part of the identity
+    obj = mesh_root / TABLE / "table0" / "models" / "model_normalized.obj"
+    obj.write_text(obj.read_text() + "# edited\n")
+    assert build_part_implicit(config, tmp_path / "cache").info.fingerprint != dataset.info.fingerprint
+
+
+def test_shapenetpart_implicit_needs_meshes(tmp_path):
+    mesh_root = tmp_path / "v2"
+    write_part_meshes(tmp_path / "part", mesh_root, models=3, with_mesh=2)
+    config = ShapeNetPartImplicitConfig(root=str(tmp_path / "part"), categories=["Table"], n_occupancy=500,
+                                        query_points=100, iou_points=100, workers=1)
+    with pytest.raises(ValueError, match="dataset.mesh_root"):
+        build_part_implicit(config, tmp_path)
+    strict = dataclasses.replace(config, mesh_root=str(mesh_root), skip_missing_meshes=False)
+    missing = mesh_root / TABLE / "table2" / "models" / "model_normalized.obj"
+    with pytest.raises(FileNotFoundError, match=re.escape(str(missing))):
+        build_part_implicit(strict, tmp_path)
+    with pytest.raises(FileNotFoundError, match="no shape has a mesh in dataset.mesh_root"):
+        build_part_implicit(dataclasses.replace(config, mesh_root=str(tmp_path)), tmp_path)
 
 
 # ----- shapenet_onet ---------------------------------------------------------------------------------------

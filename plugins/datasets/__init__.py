@@ -11,3 +11,4 @@ def register_datasets(register: Register) -> None:
     register(modelnet40.SPEC)
     register(modelnet40.RESAMPLED_SPEC)
     register(shapenetpart.SPEC)
+    register(shapenetpart.IMPLICIT_SPEC)

@@ -9,9 +9,9 @@ normalised frame), ``points.npz`` (occupancy samples, bits packed with ``np.pack
 Shapes without ``points.npz`` (e.g. the shared samples) get occupancy derived from ShapeNetCore.v2
 (``mesh_root``): its ``model_normalized`` frame differs from ONet's (which comes from ShapeNetCore.v1) by a
 quarter turn about the up axis and a shift and scale, so the mesh is turned into v1's axes and scaled and
-shifted so its bounding box matches the point cloud's. A mesh that then lies farther than
-``FRAME_TOLERANCE`` (median) from ``pointcloud.npz`` is an error. Occupancy points are drawn as ONet draws
-its own and labelled by the solid voxels (``model_normalized.solid.binvox``) or by the winding number of
+shifted so its bounding box matches the point cloud's (:func:`~harness.datacache.fit_checked`). A mesh
+that then lies farther than ``FRAME_TOLERANCE`` (median) from ``pointcloud.npz`` is an error. Occupancy
+points are drawn as ONet draws its own and labelled by the solid voxels (``model_normalized.solid.binvox``) or by the winding number of
 the cleaned mesh (:func:`~harness.datacache.clean_mesh`), the first of ``occupancy_from`` that the files
 allow. Derived samples and the fitted mesh
 (``mesh_path``) are cached under ``<cache_dir>/shapenet_onet/<fingerprint>/`` (see
@@ -35,19 +35,13 @@ import yaml
 from harness import data as keys
 from harness.data import SPLITS, DatasetInfo, check_split
 from harness.datacache import (DataFileError, FileRecord, ItemSizes, SampledSplit, check_index, clean_mesh,
-                               ensure_cache, file_stats, fingerprint, load_npz, npz_bytes, numbered_lines, plain_copy,
-                               ply_bytes, require_root, split_by_fractions, write_atomic)
+                               ensure_cache, file_stats, fingerprint, fit_checked, load_npz, npz_bytes, numbered_lines,
+                               plain_copy, ply_bytes, read_mesh, require_root, split_by_fractions, write_atomic)
 
 from .binvox import read_binvox
 from .config import LAYOUT, LOADER_VERSION, MESH_LAYOUT, ShapeNetONetConfig
 
 NAME = "shapenet_onet"
-# ShapeNetCore.v2 axes -> v1's, in which ONet's data lies: (x, y, z) -> (-z, y, x), a quarter turn about y
-V2_TO_ONET = np.array([[0.0, 0.0, -1.0], [0.0, 1.0, 0.0], [1.0, 0.0, 0.0]])
-# the largest median distance of pointcloud.npz from the fitted mesh (the shared samples: under 0.005;
-# ONet's clouds come from watertight remeshes, slightly off the raw surface)
-FRAME_TOLERANCE = 0.02
-FRAME_SAMPLES = 2000  # point cloud points the fit is checked on
 
 
 @dataclass(frozen=True)
@@ -60,28 +54,6 @@ class Shape:
     @property
     def key(self) -> str:
         return f"{self.synset}/{self.model}"
-
-
-@dataclass(frozen=True)
-class Frame:
-    """ShapeNetCore.v2 model frame -> ONet's: turn into v1's axes, then scale and shift."""
-
-    scale: float
-    offset: np.ndarray
-
-    def forward(self, points: np.ndarray) -> np.ndarray:
-        return points @ V2_TO_ONET.T * self.scale + self.offset
-
-    def inverse(self, points: np.ndarray) -> np.ndarray:
-        return ((points - self.offset) / self.scale) @ V2_TO_ONET
-
-
-def fit_frame(vertices: np.ndarray, cloud: np.ndarray) -> Frame:
-    """The frame that maps the turned mesh's bounding box onto the point cloud's (centres and longest sides)."""
-    turned = vertices @ V2_TO_ONET.T
-    low, high, cloud_low, cloud_high = turned.min(0), turned.max(0), cloud.min(0), cloud.max(0)
-    scale = float((cloud_high - cloud_low).max() / (high - low).max())
-    return Frame(scale, (cloud_low + cloud_high) / 2 - (low + high) / 2 * scale)
 
 
 def source_files(root: Path, mesh_root: Path | None, shape_dir: str, source: str) -> list[Path] | None:
@@ -100,19 +72,6 @@ def cache_files(synset: str, model: str) -> tuple[str, str]:
     return f"{synset}/{model}.npz", f"{synset}/{model}.ply"
 
 
-def read_mesh(path: Path) -> tuple[np.ndarray, np.ndarray]:
-    """Vertices and triangles of a mesh file (all its parts concatenated); no faces is an error."""
-    import trimesh
-
-    try:
-        mesh = trimesh.load(path, force="mesh", process=False, skip_materials=True)
-    except Exception as exc:  # trimesh raises many kinds; each one is a file the user must fix
-        raise DataFileError(path, f"unreadable mesh ({type(exc).__name__}: {exc})") from exc
-    if not isinstance(mesh, trimesh.Trimesh) or len(mesh.faces) == 0:
-        raise DataFileError(path, "empty mesh: no faces")
-    return np.asarray(mesh.vertices, dtype=np.float64), np.asarray(mesh.faces, dtype=np.int64)
-
-
 def read_cloud(path: Path, names: tuple[str, ...] = ("points",)) -> dict[str, np.ndarray]:
     """Arrays of a pointcloud.npz, each [N,3]."""
     arrays = load_npz(path, names)
@@ -126,8 +85,6 @@ def derive_shape(config: ShapeNetONetConfig, directory: Path, root: str, mesh_ro
                  source: str) -> dict[str, FileRecord]:
     """Worker job: fit the v2 mesh into the point cloud's frame, draw occupancy points, label them from the
     voxels or the mesh, and write the samples and the fitted mesh."""
-    import igl  # heavy (igl, trimesh): only deriving processes import them
-
     from harness.geometry.inside import contains
     from harness.geometry.mesh import sample_queries
 
@@ -136,13 +93,7 @@ def derive_shape(config: ShapeNetONetConfig, directory: Path, root: str, mesh_ro
     cloud = read_cloud(cloud_path)["points"].astype(np.float64)
     obj, *binvox = source_files(Path(root), Path(mesh_root), shape_dir, source)
     vertices, faces = read_mesh(obj)
-    frame = fit_frame(vertices, cloud)
-    fitted = frame.forward(vertices)
-    probe = cloud[::max(1, len(cloud) // FRAME_SAMPLES)]
-    residual = float(np.median(np.sqrt(igl.point_mesh_squared_distance(probe, fitted, faces)[0])))
-    if residual > FRAME_TOLERANCE:
-        raise DataFileError(obj, f"does not match {cloud_path} after the ShapeNetCore.v2 -> ONet frame fit (median "
-                                 f"distance {residual:.4f} > {FRAME_TOLERANCE}); is dataset.mesh_root ShapeNetCore.v2?")
+    frame, fitted, residual = fit_checked(obj, vertices, faces, cloud_path, cloud)
     rng = np.random.default_rng(np.random.SeedSequence(config.seed, spawn_key=(zlib.crc32(shape_dir.encode()),)))
     occ_points = sample_queries(fitted, faces, config.n_occupancy, rng, padding=config.padding,
                                 near_fraction=config.near_fraction, near_sigma=config.near_sigma).astype(np.float16)

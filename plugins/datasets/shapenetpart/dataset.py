@@ -1,5 +1,7 @@
 """The ``shapenetpart`` dataset: ShapeNetPart's point clouds with global part labels (the normal-augmented
-benchmark, ``x y z nx ny nz part`` per line), for the conventional per-point segmentation task.
+benchmark, ``x y z nx ny nz part`` per line), for the conventional per-point segmentation task or, with
+ShapeNetCore.v2 meshes (``mesh_root``; required by ``shapenetpart_implicit``), the implicit formulation of
+"Towards Generalising Neural Implicit Representations".
 
 Splits follow the official ``train_test_split/shuffled_{train,val,test}_file_list.json``; without them,
 each category's shapes are split by a seeded hash of their ids (``split_fractions``) and the fingerprint
@@ -11,10 +13,24 @@ with replacement otherwise; normalised into the unit sphere, as PointNet++), ``q
 the task labels its input), ``part`` (global part ids), ``normals``, ``label`` (category index) and
 ``index``. Training items draw afresh; val/test items are fixed. A part label outside its category's range
 is an error naming the file and line.
+
+Implicit task: each cloud is box-normalised as ONet's data (bounding-box centre at the origin, longest side
+1), its v2 mesh fitted into that frame (:func:`~harness.datacache.fit_checked`: a quarter turn into v1's
+axes, then bounding boxes matched; a mesh far from the cloud is an error), occupancy points drawn as ONet
+draws its own and labelled by the winding number of the cleaned mesh, and each inside point given the part
+of the nearest point of the cloud (a Voronoi partition of the interior; outside points get -1). Shapes
+without a mesh are left out (``skip_missing_meshes``, counted in the fingerprint) or an error. Samples and
+the fitted mesh (``mesh_path``) are cached under ``<cache_dir>/<name>/<fingerprint>/`` (see
+:mod:`harness.datacache`), the fingerprint also hashing the sampling fields and every mesh file. Items are
+ONet's (:class:`~harness.datacache.SampledSplit`): noisy ``points`` from the cloud with their
+``points_part``, ``query``/``occupancy``/``part``, ``iou_query``/``iou_occupancy`` in val/test,
+``surface``/``normals``/``surface_part`` (the cloud), ``label``, ``index``.
 """
 from __future__ import annotations
 
+import functools
 import json
+import zlib
 from pathlib import Path
 from typing import Any
 
@@ -22,15 +38,23 @@ import numpy as np
 
 from harness import data as keys
 from harness.data import SPLITS, DatasetInfo, check_split
-from harness.datacache import (DataFileError, SeededSplit, check_index, file_stats, fingerprint, numbered_lines,
-                               plain_copy, read_table, require_root, split_by_fractions, unit_sphere)
+from harness.datacache import (CachedSplit, DataFileError, FileRecord, ItemSizes, SeededSplit, check_index,
+                               clean_mesh, ensure_cache, file_stats, fingerprint, fit_checked, npz_bytes,
+                               numbered_lines, plain_copy, ply_bytes, read_mesh, read_table, require_root, shape_files,
+                               split_by_fractions, unit_sphere, write_atomic)
 
-from .config import BENCHMARK, CATEGORIES, LAYOUT, LOADER_VERSION, SYNSETS, ShapeNetPartConfig, part_vocabulary
+from .config import (BENCHMARK, CATEGORIES, LAYOUT, LOADER_VERSION, MESH_LAYOUT, SYNSETS, ShapeNetPartConfig,
+                     ShapeNetPartImplicitConfig, part_vocabulary)
 
 NAME = "shapenetpart"
 LIST_FILES = {split: f"train_test_split/shuffled_{split}_file_list.json" for split in SPLITS}
 
 Entry = tuple[Path, int]  # a shape's file and its category index
+PartRange = tuple[int, int]  # a category's lowest and highest global part id
+# what the implicit samples are made of (part of the fingerprint: change it when the derivation changes)
+DERIVATION = ("cloud box-normalised; ShapeNetCore.v2 mesh fitted to it (quarter turn, bounding boxes); ONet "
+              "queries labelled by the winding number of the cleaned mesh; inside queries take the part of the "
+              "nearest cloud point, outside -1")
 
 
 def data_folder(root: Path) -> Path:
@@ -84,6 +108,73 @@ def discover(data: Path, categories: list[str], config: ShapeNetPartConfig) -> t
     return entries, "fallback"
 
 
+def part_ranges(categories: list[str]) -> list[PartRange]:
+    """Each category's (lowest, highest) global part id, by category index."""
+    _, per_category = part_vocabulary()
+    return [(min(per_category[c]), max(per_category[c])) for c in categories]
+
+
+def read_cloud(path: Path, part_range: PartRange) -> tuple[np.ndarray, np.ndarray]:
+    """[N,6] points and normals and [N] int64 parts of a benchmark file; a non-integer part or one outside
+    the category's range names its line."""
+    table = read_table(path, 7)
+    column = table[:, 6]
+    low, high = part_range
+    bad = np.flatnonzero((column != np.round(column)) | (column < low) | (column > high))
+    if len(bad):
+        number, text = numbered_lines(path)[bad[0]]
+        raise DataFileError(path, f"part label {text.split()[6]} is not one of this category's part ids "
+                                  f"{low}..{high}", number)
+    return table[:, :6], column.astype(np.int64)
+
+
+def mesh_file(mesh_root: Path, cloud: Path) -> Path:
+    """The ShapeNetCore.v2 mesh of a benchmark file ``<synset>/<id>.txt``."""
+    return mesh_root / cloud.parent.name / cloud.stem / "models" / "model_normalized.obj"
+
+
+def derive_shape(config: ShapeNetPartConfig, directory: Path, split: str, index: int, cloud: str, obj: str,
+                 part_range: PartRange, label: int) -> dict[str, FileRecord]:
+    """Worker job: fit the mesh to the box-normalised cloud, draw and label occupancy points, give inside
+    points the part of their nearest cloud point, and write the samples and the fitted mesh."""
+    from pykdtree.kdtree import KDTree  # heavy (igl, trimesh): only deriving processes import them
+
+    from harness.geometry.inside import contains
+    from harness.geometry.mesh import normalize_mesh, sample_queries
+
+    cloud_path, obj_path = Path(cloud), Path(obj)
+    table, parts = read_cloud(cloud_path, part_range)
+    try:
+        points, _, _ = normalize_mesh(table[:, :3])
+    except ValueError as exc:  # all points in one place
+        raise DataFileError(cloud_path, str(exc)) from exc
+    vertices, faces = read_mesh(obj_path)
+    frame, fitted, residual = fit_checked(obj_path, vertices, faces, cloud_path, points)
+    key = f"{cloud_path.parent.name}/{cloud_path.stem}"
+    rng = np.random.default_rng(np.random.SeedSequence(config.seed, spawn_key=(zlib.crc32(key.encode()),)))
+    occ_points = sample_queries(fitted, faces, config.n_occupancy, rng, padding=config.padding,
+                                near_fraction=config.near_fraction, near_sigma=config.near_sigma).astype(np.float16)
+    exact = occ_points.astype(np.float64)  # labelled as stored
+    occupancy = contains(*clean_mesh(fitted, faces), exact)
+    nearest = KDTree(points).query(exact, k=1)[1]
+    arrays = {
+        "surface": points.astype(np.float32),
+        "normals": table[:, 3:6].astype(np.float32),
+        "surface_part": parts.astype(np.int16),
+        "occ_points": occ_points,
+        "occupancy": occupancy,
+        "occ_part": np.where(occupancy, parts[nearest], keys.IGNORE_INDEX).astype(np.int16),
+        "n_uniform": np.int64(config.n_uniform),  # the first n_uniform occ_points are uniform in the box
+        "label": np.int64(label),
+        "frame_scale": np.float64(frame.scale),  # cloud frame = (v2 @ V2_TO_ONET.T) * scale + offset
+        "frame_offset": frame.offset,
+        "frame_residual": np.float64(residual),
+    }
+    npz, ply = shape_files(split, index)
+    return {npz: write_atomic(directory / npz, npz_bytes(arrays)),
+            ply: write_atomic(directory / ply, ply_bytes(fitted.astype(np.float32), faces))}
+
+
 class PartSplit(SeededSplit):
     """One split of ShapeNetPart; each item parses one text file."""
 
@@ -91,13 +182,11 @@ class PartSplit(SeededSplit):
         super().__init__(NAME, split, len(entries), config.seed)
         self.entries = entries
         self.config = config
-        _, per_category = part_vocabulary()
-        self.part_ranges = [(min(per_category[c]), max(per_category[c])) for c in categories]
+        self.part_ranges = part_ranges(categories)
 
     def draw(self, index: int, rng: np.random.Generator) -> dict[str, np.ndarray]:
         path, label = self.entries[index]
-        table = read_table(path, 7)
-        parts = self._parts(path, table[:, 6], label)
+        table, parts = read_cloud(path, self.part_ranges[label])
         count = self.config.input_points
         pick = rng.choice(len(table), count, replace=len(table) < count)
         points = table[pick, :3]
@@ -106,54 +195,119 @@ class PartSplit(SeededSplit):
         return {keys.POINTS: points, keys.QUERY: points.copy(), keys.PART: parts[pick], keys.POINTS_PART: parts[pick],
                 keys.NORMALS: table[pick, 3:6].astype(np.float32), keys.LABEL: np.int64(label)}
 
-    def _parts(self, path: Path, column: np.ndarray, label: int) -> np.ndarray:
-        """The part column as int64; a non-integer or a label outside the category's range names its line."""
-        low, high = self.part_ranges[label]
-        bad = np.flatnonzero((column != np.round(column)) | (column < low) | (column > high))
-        if len(bad):
-            number, text = numbered_lines(path)[bad[0]]
-            raise DataFileError(path, f"part label {text.split()[6]} is not one of this category's part ids "
-                                      f"{low}..{high}", number)
-        return column.astype(np.int64)
+
+class ImplicitSplit(CachedSplit):
+    """One split of the implicit task, over the cached samples; a cloud too small for the item sizes is an
+    error naming its file."""
+
+    def __init__(self, name: str, split: str, entries: list[Entry], config: ShapeNetPartConfig,
+                 directory: Path) -> None:
+        super().__init__(name, split, len(entries), config.seed, ItemSizes.of(config), directory)
+        self.entries = entries
+
+    def shape(self, index: int) -> dict[str, np.ndarray]:
+        stored = super().shape(index)
+        for field in ("input_points", "eval_surface_points"):
+            if getattr(self.sizes, field) > len(stored["surface"]):
+                raise DataFileError(self.entries[index][0], f"has {len(stored['surface'])} points, fewer than "
+                                                            f"{field} = {getattr(self.sizes, field)}")
+        return stored
 
 
 class ShapeNetPart:
-    """A built ShapeNetPart dataset."""
+    """A built ShapeNetPart dataset; ``directory`` holds the implicit task's samples (None: per-point task)."""
 
-    def __init__(self, config: ShapeNetPartConfig, categories: list[str], entries: dict[str, list[Entry]],
-                 payload: dict[str, Any]) -> None:
+    def __init__(self, name: str, config: ShapeNetPartConfig, categories: list[str], entries: dict[str, list[Entry]],
+                 identity: str, directory: Path | None) -> None:
         self.config = config
         self.categories = categories
         self.entries = entries
+        self.directory = directory
         parts, per_category = part_vocabulary()
-        self.info = DatasetInfo(name=NAME, modalities=("points",), targets=("part", "label"),
-                                classes=tuple(categories), parts=parts,
-                                parts_per_class={c: per_category[c] for c in categories}, splits=SPLITS,
-                                fingerprint=fingerprint(payload))
+        targets = ("occupancy", "part", "label") if directory else ("part", "label")
+        self.info = DatasetInfo(name=name, modalities=("points",), targets=targets, classes=tuple(categories),
+                                parts=parts, parts_per_class={c: per_category[c] for c in categories},
+                                splits=SPLITS, fingerprint=identity)
 
-    def split(self, name: str) -> PartSplit:
+    def split(self, name: str) -> PartSplit | ImplicitSplit:
         check_split(self.info, name)
+        if self.directory:
+            return ImplicitSplit(self.info.name, name, self.entries[name], self.config, self.directory)
         return PartSplit(name, self.entries[name], self.config, self.categories)
 
-    def mesh_path(self, split: str, index: int) -> None:
-        """Point clouds only: no mesh."""
+    def mesh_path(self, split: str, index: int) -> Path | None:
+        """The fitted ShapeNetCore.v2 mesh in the implicit task (None for point clouds only)."""
         check_index(self.info, self.entries, split, index)
+        return self.directory / shape_files(split, index)[1] if self.directory else None
+
+
+def with_meshes(name: str, mesh_root: Path, entries: dict[str, list[Entry]], skip: bool
+                ) -> tuple[dict[str, list[Entry]], int]:
+    """The entries that have a mesh, and how many were left out (``skip``; otherwise a missing one is an error)."""
+    kept: dict[str, list[Entry]] = {split: [] for split in entries}
+    missing: list[Path] = []
+    for split, items in entries.items():
+        for path, label in items:
+            if mesh_file(mesh_root, path).is_file():
+                kept[split].append((path, label))
+            else:
+                missing.append(path)
+    if missing and not skip:
+        raise FileNotFoundError(f"{name}: {mesh_file(mesh_root, missing[0])} is missing ({len(missing)} shapes have "
+                                f"no mesh in dataset.mesh_root, expected layout: {MESH_LAYOUT}); set "
+                                f"dataset.skip_missing_meshes=true to leave them out")
+    if not any(kept.values()):
+        raise FileNotFoundError(f"{name}: no shape has a mesh in dataset.mesh_root={str(mesh_root)!r}; expected "
+                                f"layout: {MESH_LAYOUT}")
+    return kept, len(missing)
 
 
 def build(config: ShapeNetPartConfig, cache_dir: str | Path) -> ShapeNetPart:
-    """Validate ``config``, find the shapes and their split, and fingerprint them (nothing is cached)."""
-    config = plain_copy(config, ShapeNetPartConfig)
+    """``shapenetpart``: the per-point task, or the implicit one where ``mesh_root`` is set."""
+    return build_as(NAME, plain_copy(config, ShapeNetPartConfig), cache_dir)
+
+
+def build_implicit(config: ShapeNetPartImplicitConfig, cache_dir: str | Path) -> ShapeNetPart:
+    """``shapenetpart_implicit``: the implicit task (``mesh_root`` required)."""
+    return build_as(f"{NAME}_implicit", plain_copy(config, ShapeNetPartImplicitConfig), cache_dir)
+
+
+def build_as(name: str, config: ShapeNetPartConfig, cache_dir: str | Path) -> ShapeNetPart:
+    """Validate ``config``, find the shapes and their split, and fingerprint them; in the implicit task,
+    derive or verify their samples under ``cache_dir``."""
     config.validate()
     data = data_folder(require_root(NAME, config.root, LAYOUT))
     categories = list(config.categories) or list(CATEGORIES)
     entries, source = discover(data, categories, config)
     used = [path for items in entries.values() for path, _ in items]
-    lists = [data / name for name in LIST_FILES.values()] if source == "official" else []
+    lists = [data / listing for listing in LIST_FILES.values()] if source == "official" else []
     split = {"source": source}  # the fallback split says so, and what made it
     if source == "fallback":
         split.update(fractions=config.split_fractions, seed=config.seed)
+    mesh_root = Path(config.mesh_root).expanduser() if config.mesh_root else None
+    implicit: dict[str, Any] = {}
+    if mesh_root is not None:
+        if not mesh_root.is_dir():
+            raise FileNotFoundError(f"{name}: dataset.mesh_root={config.mesh_root!r} is not a folder; expected "
+                                    f"layout: {MESH_LAYOUT}")
+        entries, skipped = with_meshes(name, mesh_root, entries, config.skip_missing_meshes)
+        meshes = [mesh_file(mesh_root, path) for items in entries.values() for path, _ in items]
+        implicit = {**config.generation_params(), "derivation": DERIVATION, "skipped_missing_meshes": skipped,
+                    "mesh_files": file_stats(mesh_root, meshes)}
     payload = {"dataset": NAME, "loader_version": LOADER_VERSION, "categories": categories, "split": split,
                "splits": {split: [path.relative_to(data).as_posix() for path, _ in items]
                           for split, items in entries.items()},
                "files": file_stats(data, used + lists)}
-    return ShapeNetPart(config, categories, entries, payload)
+    if implicit:  # absent from the per-point task's payload, whose fingerprints stay as they were
+        payload["implicit"] = implicit
+    identity = fingerprint(payload)
+    if mesh_root is None:
+        return ShapeNetPart(name, config, categories, entries, identity, None)
+    directory = Path(cache_dir) / name / identity
+    ranges = part_ranges(categories)
+    jobs = [(split, index, str(path), str(mesh_file(mesh_root, path)), ranges[label], label)
+            for split, items in entries.items() for index, (path, label) in enumerate(items)]
+    ensure_cache(directory, {"dataset": name, "fingerprint": identity, "config": config.generation_params()}, jobs,
+                 lambda job: shape_files(job[0], job[1]), functools.partial(derive_shape, config, directory),
+                 workers=config.workers, checksum_all=config.checksum_all, desc=f"deriving {name} occupancy and parts")
+    return ShapeNetPart(name, config, categories, entries, identity, directory)
