@@ -189,6 +189,16 @@ def fit_checked(obj: Path, vertices: np.ndarray, faces: np.ndarray, cloud_path: 
     return frame, fitted, residual
 
 
+def write_fitted_shape(directory: Path, npz: str, ply: str, arrays: dict[str, np.ndarray], frame: Frame,
+                       residual: float, fitted: np.ndarray, faces: np.ndarray) -> dict[str, FileRecord]:
+    """Cache a mesh-derived shape: its samples with the frame fit that placed the mesh (target frame =
+    (v2 @ V2_TO_ONET.T) * frame_scale + frame_offset), and the fitted mesh."""
+    arrays = {**arrays, "frame_scale": np.float64(frame.scale), "frame_offset": frame.offset,
+              "frame_residual": np.float64(residual)}
+    return {npz: write_atomic(directory / npz, npz_bytes(arrays)),
+            ply: write_atomic(directory / ply, ply_bytes(fitted.astype(np.float32), faces))}
+
+
 def read_mesh(path: Path) -> tuple[np.ndarray, np.ndarray]:
     """Vertices and triangles of a mesh file (all its parts concatenated); no faces is an error."""
     import trimesh

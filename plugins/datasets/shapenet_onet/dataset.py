@@ -35,8 +35,8 @@ import yaml
 from harness import data as keys
 from harness.data import SPLITS, DatasetInfo, check_split
 from harness.datacache import (DataFileError, FileRecord, ItemSizes, SampledSplit, check_index, clean_mesh,
-                               ensure_cache, file_stats, fingerprint, fit_checked, load_npz, npz_bytes, numbered_lines,
-                               plain_copy, ply_bytes, read_mesh, require_root, split_by_fractions, write_atomic)
+                               ensure_cache, file_stats, fingerprint, fit_checked, load_npz, numbered_lines,
+                               plain_copy, read_mesh, require_root, split_by_fractions, write_fitted_shape)
 
 from .binvox import read_binvox
 from .config import LAYOUT, LOADER_VERSION, MESH_LAYOUT, ShapeNetONetConfig
@@ -104,13 +104,8 @@ def derive_shape(config: ShapeNetONetConfig, directory: Path, root: str, mesh_ro
         "occ_points": occ_points,
         "occupancy": occupancy,
         "n_uniform": np.int64(config.n_uniform),  # the first n_uniform occ_points are uniform in the box
-        "frame_scale": np.float64(frame.scale),  # ONet frame = (v2 @ V2_TO_ONET.T) * scale + offset
-        "frame_offset": frame.offset,
-        "frame_residual": np.float64(residual),
     }
-    npz, ply = cache_files(synset, model)
-    return {npz: write_atomic(directory / npz, npz_bytes(arrays)),
-            ply: write_atomic(directory / ply, ply_bytes(fitted.astype(np.float32), faces))}
+    return write_fitted_shape(directory, *cache_files(synset, model), arrays, frame, residual, fitted, faces)
 
 
 class ONetSplit(SampledSplit):

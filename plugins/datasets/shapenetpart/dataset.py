@@ -39,9 +39,9 @@ import numpy as np
 from harness import data as keys
 from harness.data import SPLITS, DatasetInfo, check_split
 from harness.datacache import (CachedSplit, DataFileError, FileRecord, ItemSizes, SeededSplit, check_index,
-                               clean_mesh, ensure_cache, file_stats, fingerprint, fit_checked, npz_bytes,
-                               numbered_lines, plain_copy, ply_bytes, read_mesh, read_table, require_root, shape_files,
-                               split_by_fractions, unit_sphere, write_atomic)
+                               clean_mesh, ensure_cache, file_stats, fingerprint, fit_checked, numbered_lines,
+                               plain_copy, read_mesh, read_table, require_root, shape_files, split_by_fractions,
+                               unit_sphere, write_fitted_shape)
 
 from .config import (BENCHMARK, CATEGORIES, LAYOUT, LOADER_VERSION, MESH_LAYOUT, SYNSETS, ShapeNetPartConfig,
                      ShapeNetPartImplicitConfig, part_vocabulary)
@@ -166,13 +166,8 @@ def derive_shape(config: ShapeNetPartConfig, directory: Path, split: str, index:
         "occ_part": np.where(occupancy, parts[nearest], keys.IGNORE_INDEX).astype(np.int16),
         "n_uniform": np.int64(config.n_uniform),  # the first n_uniform occ_points are uniform in the box
         "label": np.int64(label),
-        "frame_scale": np.float64(frame.scale),  # cloud frame = (v2 @ V2_TO_ONET.T) * scale + offset
-        "frame_offset": frame.offset,
-        "frame_residual": np.float64(residual),
     }
-    npz, ply = shape_files(split, index)
-    return {npz: write_atomic(directory / npz, npz_bytes(arrays)),
-            ply: write_atomic(directory / ply, ply_bytes(fitted.astype(np.float32), faces))}
+    return write_fitted_shape(directory, *shape_files(split, index), arrays, frame, residual, fitted, faces)
 
 
 class PartSplit(SeededSplit):
