@@ -37,7 +37,7 @@ def default_store_url() -> str:
 @dataclass
 class PathsConfig:
     home: str = "${oc.env:HARNESS_HOME,.harness}"
-    cache: str = "${paths.home}/cache"
+    cache: str = "${oc.env:HARNESS_CACHE,${paths.home}/cache}"  # datasets: shareable, keyed by fingerprint
     runs: str = "${paths.home}/runs"
     leaderboards: str = "leaderboards"
 
