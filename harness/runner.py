@@ -60,6 +60,16 @@ class RunContext:
         spec = self.specs[role]
         return spec.build(self.config(role), *args, **kwargs)
 
+    @property
+    def input_key(self) -> str:
+        """The sample key the chosen encoder reads (its input modality)."""
+        return self.specs["encoder"].capabilities.consumes
+
+    def encoder_and_decoder(self) -> tuple[Any, Any]:
+        """The chosen encoder, and the chosen decoder sized from its encoding and the dataset."""
+        encoder = self.build("encoder", self.dataset.info)
+        return encoder, self.build("decoder", encoder.encoding, self.dataset.info)
+
     def build_named(self, kind: Kind, name: str, *args: Any) -> Any:
         """Build a component the protocol picks itself (e.g. the heads of a multi-task model), with its
         defaults and this run's profile overrides."""

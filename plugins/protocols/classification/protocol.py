@@ -33,9 +33,7 @@ class ClassificationProtocol:
 
     def run(self, ctx: RunContext) -> list[Metric]:
         info = ctx.dataset.info
-        encoder = ctx.build("encoder", info)
-        head = ctx.build("decoder", encoder.encoding, info)
-        model = EncoderClassifier(encoder, head, ctx.specs["encoder"].capabilities.consumes).to(ctx.device)
+        model = EncoderClassifier(*ctx.encoder_and_decoder(), ctx.input_key).to(ctx.device)
         best_val = fit(model, ctx.dataset.split("train"), self.config, ctx.run_dir, ctx.device, ctx.seed,
                        loss_fn=lambda model, batch: class_loss(model(batch), batch[LABEL]),
                        validate=lambda model: self.top1(model, ctx, "val"), metric_name="top1")

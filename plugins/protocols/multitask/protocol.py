@@ -99,7 +99,7 @@ def build_model(ctx: RunContext, tasks: Sequence[str], decoders: str, head_names
             heads[task] = ctx.build_named(Kind.DECODER, head_names[task], encoder.encoding, info)
     if decoders == "joint":
         heads["joint"] = joint  # the shared network, decoded once per batch in losses()
-    model = MultitaskModel(encoder, heads, ctx.specs["encoder"].capabilities.consumes)
+    model = MultitaskModel(encoder, heads, ctx.input_key)
     return model.to(ctx.device)
 
 

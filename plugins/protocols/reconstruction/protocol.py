@@ -24,9 +24,7 @@ class ReconstructionProtocol:
         self.config = config
 
     def run(self, ctx: RunContext) -> list[Metric]:
-        encoder = ctx.build("encoder", ctx.dataset.info)
-        decoder = ctx.build("decoder", encoder.encoding, ctx.dataset.info)
-        model = ImplicitNetwork(encoder, decoder, ctx.specs["encoder"].capabilities.consumes).to(ctx.device)
+        model = ImplicitNetwork(*ctx.encoder_and_decoder(), ctx.input_key).to(ctx.device)
         best_val = self.train(model, ctx)
         metrics = [metric("val", "iou", best_val)]
         metrics += self.test(model, ctx)

@@ -21,10 +21,7 @@ class SegmentationProtocol:
         self.config = config
 
     def run(self, ctx: RunContext) -> list[Metric]:
-        info = ctx.dataset.info
-        encoder = ctx.build("encoder", info)
-        decoder = ctx.build("decoder", encoder.encoding, info)
-        model = ImplicitNetwork(encoder, decoder, ctx.specs["encoder"].capabilities.consumes).to(ctx.device)
+        model = ImplicitNetwork(*ctx.encoder_and_decoder(), ctx.input_key).to(ctx.device)
         best_val = fit(model, ctx.dataset.split("train"), self.config, ctx.run_dir, ctx.device, ctx.seed,
                        lambda model, batch: part_loss(model(batch, self.where(batch, model)), self.labels(batch)),
                        validate=lambda model: self.scores(model, ctx, "val")[0]["miou"], metric_name="mIoU")
