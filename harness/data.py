@@ -65,6 +65,8 @@ class DatasetInfo:
     parts_per_class: dict[str, tuple[int, ...]] = field(default_factory=dict)  # class -> its part ids
     splits: tuple[str, ...] = SPLITS
     fingerprint: str = ""
+    # modality -> the shape of one sample's input, e.g. {"image": (1, 28, 28)}: encoders size their stems from it
+    input_shapes: dict[str, tuple[int, ...]] = field(default_factory=dict)
 
 
 class SplitData(Protocol):

@@ -96,11 +96,16 @@ def resolve_specs(cfg: DictConfig, registry: Registry) -> dict[str, ComponentSpe
     return specs
 
 
-def method_label(specs: dict[str, ComponentSpec], protocol_config: Any = None) -> str:
-    """How a combination reads in a leaderboard row: its components in model order, then what the
-    protocol's config says of itself (its ``describe()``, e.g. a multi-task protocol's task set)."""
-    label = " + ".join(specs[role].name for role in ("encoder", "decoder", "compressor") if role in specs)
-    describe = getattr(protocol_config, "describe", None)
+def method_label(specs: dict[str, ComponentSpec], configs: dict[str, Any]) -> str:
+    """How a combination reads in a leaderboard row: its components in model order, each followed by what
+    its config says of itself where it can (``describe()``, e.g. a compressor's per-layer bits), then the
+    protocol's own description (e.g. a multi-task protocol's task set)."""
+    def described(role: str) -> str:
+        describe = getattr(configs.get(role), "describe", None)
+        return f"{specs[role].name} ({describe()})" if describe else specs[role].name
+
+    label = " + ".join(described(role) for role in ("encoder", "decoder", "compressor") if role in specs)
+    describe = getattr(configs.get("protocol"), "describe", None)
     return f"{label} [{describe()}]" if describe else label
 
 
@@ -158,7 +163,7 @@ def execute(cfg: DictConfig, registry: Registry) -> RunOutcome:
     record = RunRecord(
         identity=identity, variant=run_identity(cfg, specs, dataset.info.fingerprint, seed=False),
         protocol=protocol_spec.name, dataset=dataset.info.name,
-        method=method_label(specs, component_config(cfg, protocol_spec)),
+        method=method_label(specs, {role: component_config(cfg, spec) for role, spec in specs.items()}),
         components={role: {"name": spec.name, "version": spec.version} for role, spec in sorted(specs.items())},
         profile=cfg.profile.name, dataset_fingerprint=dataset.info.fingerprint,
         config=OmegaConf.to_container(cfg, resolve=True), seed=cfg.seed, environment=environment(str(device)),

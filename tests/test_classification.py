@@ -31,6 +31,11 @@ def test_classifier_head_is_a_two_layer_mlp_sized_from_code_and_classes():
     assert sum(p.numel() for p in head.parameters()) == (512 * 256 + 256) + (256 * 3 + 3)
     with pytest.raises(ValueError, match="accepts \\['global'\\]"):
         spec.build(spec.config(), EncodingInfo("points", 32), info)
+    linear = spec.build(spec.config(hidden=0), EncodingInfo("global", 64), info)
+    assert [type(m).__name__ for m in linear.modules()][1:] == ["Sequential", "Linear"]
+    assert sum(p.numel() for p in linear.parameters()) == 64 * 3 + 3
+    with pytest.raises(ValueError, match="decoder.hidden=-1"):
+        spec.build(spec.config(hidden=-1), EncodingInfo("global", 64), info)
 
 
 def test_classification_protocol_end_to_end(tmp_path, monkeypatch):

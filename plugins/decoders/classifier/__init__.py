@@ -11,7 +11,9 @@ from harness.specs import ComponentSpec, DecoderCaps, Kind
 
 @dataclass
 class ClassifierConfig:
-    hidden: int = 256  # width of the single hidden layer (the paper says only "a simple 2 layer MLP")
+    # width of the single hidden layer (the paper says only "a simple 2 layer MLP"); 0: one linear layer, the
+    # usual head of an image or video classifier (ResNet, R3D)
+    hidden: int = 256
 
 
 SPEC = ComponentSpec(
@@ -22,6 +24,6 @@ SPEC = ComponentSpec(
     capabilities=DecoderCaps(consumes=("global",), task="classification"),
     version="1",
     citation='Hughes et al., "Towards Generalising Neural Implicit Representations", ECCV Workshops 2022',
-    description="Two-layer MLP from a global code to class logits.",
+    description="Two-layer MLP (or, with hidden=0, one linear layer) from a global code to class logits.",
     profiles={"smoke": {"hidden": 16}, "quick": {"hidden": 128}},
 )

@@ -13,7 +13,11 @@ from . import SPEC, ClassifierConfig
 class Classifier(nn.Module):
     def __init__(self, code_dim: int, hidden: int, classes: int) -> None:
         super().__init__()
-        self.mlp = nn.Sequential(nn.Linear(code_dim, hidden), nn.ReLU(), nn.Linear(hidden, classes))
+        if hidden < 0:
+            raise ValueError(f"decoder.hidden={hidden}: expected a width >= 1, or 0 for a single linear layer")
+        layers = [nn.Linear(code_dim, hidden), nn.ReLU(), nn.Linear(hidden, classes)] if hidden else [
+            nn.Linear(code_dim, classes)]
+        self.mlp = nn.Sequential(*layers)
 
     def forward(self, code: torch.Tensor) -> torch.Tensor:
         return self.mlp(code)
