@@ -11,12 +11,28 @@ MXINT-``bits``):
 Rounding is half to even by default (``torch.round``), or half away from zero. An all-zero block stays
 zero. A NaN or infinite element passes through unchanged and the block's exponent comes from its finite
 elements, so one bad value does not wipe out its neighbours. Block size 1 is per-element floating point.
+
+The result is the formula evaluated exactly and rounded once to the input's dtype (subnormal block maxima
+included). It is a new contiguous tensor without gradient history: train through it with
+``straight_through``.
+
+How it is fast (about 4 passes over memory plus one reduction, pure PyTorch): the tensor is viewed as
+[before, channels, after] without any copy (a contiguous input), the blocks as a split of the channel dimension
+(a channel count that the block does not divide leaves a shorter last block, which is the zero-padded block:
+padding changes neither its maximum nor its other elements); one ``aminmax`` reduction gives each block's largest
+magnitude, ``frexp`` its exponent, and the power-of-two scales are built from their bit patterns (exact), so the
+elementwise work is multiply, round, clamp, multiply, in place. Tensors holding NaN/Inf take a slower masked path;
+the arithmetic moves to a wider dtype only when a scale 2^(m-1-E) would not be representable in the input's own
+(float16 inputs; tiny blocks with exponent_bits >= 8).
 """
 from __future__ import annotations
+
+import math
 
 import torch
 
 ROUNDINGS = ("even", "away")
+_WIDER = (torch.float32, torch.float64)
 
 
 def bfp_quantise(x: torch.Tensor, bits: int, block: int = 32, axis: int = 1, exponent_bits: int = 7,
@@ -28,27 +44,98 @@ def bfp_quantise(x: torch.Tensor, bits: int, block: int = 32, axis: int = 1, exp
         raise ValueError(f"block={block}, exponent_bits={exponent_bits}: both must be at least 1")
     if rounding not in ROUNDINGS:
         raise ValueError(f"rounding={rounding!r}: expected one of {ROUNDINGS}")
-    moved = x.movedim(axis, -1)
-    length = moved.shape[-1]
-    padded = torch.nn.functional.pad(moved, (0, -length % block))
-    blocks = padded.reshape(*padded.shape[:-1], -1, block)
+    if not x.is_floating_point():
+        raise TypeError(f"BFP quantises floating-point tensors, got {x.dtype}")
+    length = x.shape[axis]  # IndexError for a bad axis, as movedim would raise
+    axis = axis % x.dim()
+    with torch.no_grad():
+        if x.numel() == 0:
+            return x.detach().clone()
+        before, after = math.prod(x.shape[:axis]), math.prod(x.shape[axis + 1:])
+        flat = x.detach().contiguous().view(before, length, after)
+        out = _quantise(flat, bits, block, exponent_bits, rounding)
+        return out.view(x.shape)
 
-    finite = torch.isfinite(blocks)
-    magnitude = torch.where(finite, blocks.abs(), torch.zeros_like(blocks)).amax(dim=-1, keepdim=True)
-    low, high = -(2 ** (exponent_bits - 1)), 2 ** (exponent_bits - 1) - 1
-    exponent = torch.floor(torch.log2(magnitude)).clamp(low, high)  # log2(0) = -inf clamps to low: harmless
+
+def _quantise(flat: torch.Tensor, bits: int, block: int, exponent_bits: int, rounding: str) -> torch.Tensor:
+    """BFP of ``flat`` [P, C, Q] with blocks along C, in the cheapest dtype that computes it exactly."""
+    pieces = _block_views(flat, block)
+    magnitudes = [_block_magnitude(view) for view in pieces]
+    finite = all(bool(torch.isfinite(magnitude).all()) for magnitude in magnitudes)
+    if not finite:  # a NaN or Inf in some block: its exponent comes from the finite elements only
+        magnitudes = [torch.where(torch.isfinite(view), view.abs(), 0).amax(dim=2, keepdim=True) for view in pieces]
     mantissa = bits - 1
-    scale = torch.exp2(mantissa - 1 - exponent)
-    scaled = blocks * scale
-    if rounding == "even":
-        rounded = torch.round(scaled)
-    else:
-        rounded = torch.sign(scaled) * torch.floor(scaled.abs() + 0.5)
-    limit = 2 ** mantissa - 1
-    quantised = torch.where(finite, rounded.clamp(-limit, limit) / scale, blocks)
+    low, high = -(2 ** (exponent_bits - 1)), 2 ** (exponent_bits - 1) - 1
+    shifts = [mantissa - 1 - _shared_exponent(magnitude, low, high) for magnitude in magnitudes]
+    compute = _exact_dtype(flat.dtype, shifts)
+    if compute != flat.dtype:
+        return _quantise(flat.to(compute), bits, block, exponent_bits, rounding).to(flat.dtype)
 
-    out = quantised.reshape(padded.shape)[..., :length]
-    return out.movedim(-1, axis)
+    out = torch.empty_like(flat)
+    limit = 2 ** mantissa - 1
+    for view, target, shift in zip(pieces, _block_views(out, block), shifts):
+        torch.mul(view, _power_of_two(shift, flat.dtype), out=target)
+        if rounding == "even":
+            target.round_()
+        else:
+            _round_half_away_(target)
+        target.clamp_(-limit, limit).mul_(_power_of_two(-shift, flat.dtype))
+        if not finite:  # NaN went through round/clamp/scale unchanged; put the infinities back
+            infinite = torch.isinf(view)
+            target.copy_(torch.where(infinite, view, target))
+    return out
+
+
+def _block_views(flat: torch.Tensor, block: int) -> list[torch.Tensor]:
+    """[P, groups, block, Q] views of the whole blocks, and [P, 1, rest, Q] of a shorter last block (no copies)."""
+    p, c, q = flat.shape
+    whole = c // block * block
+    views = []
+    if whole:
+        views.append(flat[:, :whole].view(p, whole // block, block, q))
+    if whole < c:
+        views.append(flat[:, whole:].view(p, 1, c - whole, q))
+    return views
+
+
+def _block_magnitude(view: torch.Tensor) -> torch.Tensor:
+    """Largest magnitude per block, [P, G, 1, Q], in one pass (NaN when the block holds a NaN, Inf an Inf)."""
+    smallest, largest = torch.aminmax(view, dim=2, keepdim=True)
+    return torch.maximum(largest, smallest.neg())
+
+
+def _shared_exponent(magnitude: torch.Tensor, low: int, high: int) -> torch.Tensor:
+    """floor(log2(magnitude)) clamped to [low, high], exact (frexp, subnormals included), as int64.
+
+    An all-zero block quantises to zero under any finite scale; it gets the exponent nearest 0 in range, so that
+    a wide exponent range never forces a scale that the dtype cannot hold."""
+    _, exponent = torch.frexp(magnitude)  # magnitude = mantissa * 2^exponent, mantissa in [0.5, 1)
+    exponent = exponent.to(torch.int64) - 1
+    exponent = torch.where(magnitude > 0, exponent, min(max(0, low), high))
+    return exponent.clamp_(low, high)
+
+
+def _exact_dtype(dtype: torch.dtype, shifts: list[torch.Tensor]) -> torch.dtype:
+    """The first of ``dtype``, float32, float64 in which every 2^shift and 2^-shift is exactly representable."""
+    largest = max(int(shift.abs().max()) for shift in shifts)
+    for candidate in (dtype, *_WIDER):
+        info = torch.finfo(candidate)
+        if largest <= math.frexp(info.max)[1] - 1 and candidate.itemsize >= dtype.itemsize:
+            return candidate
+    raise ValueError(f"exponent range too wide to compute: scales up to 2^{largest} (exponent_bits too large)")
+
+
+def _power_of_two(shift: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
+    """2^shift built from the bit pattern of a float64 (exact), in ``dtype``."""
+    return ((shift + 1023) << 52).view(torch.float64).to(dtype)
+
+
+def _round_half_away_(values: torch.Tensor) -> torch.Tensor:
+    """Round half away from zero in place, exactly (``floor(|y| + 0.5)`` rounds 0.5 - ulp/2 up to 1)."""
+    whole = values.trunc()
+    fraction = values.sub_(whole)  # exact
+    whole.add_((fraction >= 0.5).to(whole.dtype)).sub_((fraction <= -0.5).to(whole.dtype))
+    return values.copy_(whole)
 
 
 def straight_through(x: torch.Tensor, quantised: torch.Tensor) -> torch.Tensor:
