@@ -148,7 +148,7 @@ def test_resnet_cifar_output_for_sizes_and_channels(shape):
 
 def test_channels_default_to_three_when_the_dataset_does_not_say():
     for name in ("resnet_cifar", "r3d"):
-        assert next(m for m in build(name).modules() if isinstance(m, nn.modules.conv._ConvNd)).in_channels == 3
+        assert build(name).conv1.in_channels == 3
     assert build("voxnet").conv1.in_channels == 1
     with pytest.raises(ValueError, match="resnet_cifar.*expected 3 positive sizes"):
         build("resnet_cifar", shape=(28, 28))

@@ -4,9 +4,9 @@ The network: a 3x3 convolution with 16 filters (+ BN + ReLU) on the image, then 
 on feature maps of 32, 16 and 8 pixels (for a 32x32 input) with 16, 32 and 64 filters; the first block of
 stages 2 and 3 subsamples by a stride of 2. Shortcuts are option A of the paper: the identity, and where a
 block halves the resolution and doubles the width, the input subsampled by 2 with zero channels appended, so
-the shortcuts add no parameters (ResNet-20 and a 10-class linear head: 269,722 trainable parameters, the
-paper's "0.27M"; 272,474 numbers in the state dict with the batch-norm running statistics). A global average
-pool gives the 64-d feature. Weights are initialised as in He et al. 2015 ("Delving deep into rectifiers").
+the shortcuts add no parameters (ResNet-20 and a 10-class linear head: 269,722 parameters, counting the
+batch-norm scales and shifts, the paper's "0.27M"; the 272,474 sometimes quoted is option B, with 1x1 conv + BN
+projections in stages 2 and 3). A global average pool gives the 64-d feature. Weights are initialised as in He et al. 2015 ("Delving deep into rectifiers").
 """
 from __future__ import annotations
 
