@@ -18,7 +18,7 @@ from harness.compat import mismatches
 from harness.config import ROOT_CONFIG, register_configs
 from harness.registry import Registry
 from harness.runner import RunFailed, RunOutcome, execute
-from harness.specs import ComponentSpec, Kind
+from harness.specs import BenchVariant, ComponentSpec, Kind
 
 log = logging.getLogger(__name__)
 
@@ -42,7 +42,8 @@ class Combination:
 
 def combinations(registry: Registry, datasets: Sequence[ComponentSpec] | None = None) -> Iterator[Combination]:
     """Every (protocol, dataset, encoder, decoder) the capabilities accept, in sorted order, once per bench
-    variant of the protocol whose input modalities admit the encoder."""
+    variant of the protocol that admits it (input modality, dataset targets and names), restricted to the
+    datasets each encoder is benchmarked on, with the overrides its head needs."""
     if datasets is None:
         datasets = [d for d in registry.specs(Kind.DATASET) if d.capabilities.synthetic]
     for protocol in registry.specs(Kind.PROTOCOL):
@@ -51,14 +52,29 @@ def combinations(registry: Registry, datasets: Sequence[ComponentSpec] | None = 
             decoders = [None]
         for dataset in datasets:
             for encoder in registry.specs(Kind.ENCODER):
+                wanted = encoder.capabilities.bench_datasets
+                if wanted and dataset.name not in wanted:
+                    continue
                 for decoder in decoders:
-                    parts = {"dataset": dataset, "encoder": encoder, "decoder": decoder}
-                    if mismatches(protocol, parts):
-                        continue
                     for variant in protocol.capabilities.bench:
-                        if not variant.inputs or encoder.capabilities.consumes in variant.inputs:
+                        parts = {"dataset": dataset, "encoder": encoder, "decoder": decoder,
+                                 "compressor": _chosen(registry, Kind.COMPRESSOR, variant.overrides)}
+                        if _admits(variant, dataset, encoder) and not mismatches(protocol, parts):
+                            head = encoder.capabilities.bench_heads.get(decoder.name, ()) if decoder else ()
                             yield Combination(protocol.name, dataset.name, encoder.name,
-                                              decoder.name if decoder else None, variant.overrides)
+                                              decoder.name if decoder else None, tuple(head) + variant.overrides)
+
+
+def _admits(variant: BenchVariant, dataset: ComponentSpec, encoder: ComponentSpec) -> bool:
+    return ((not variant.inputs or encoder.capabilities.consumes in variant.inputs)
+            and set(variant.targets) <= set(dataset.capabilities.targets)
+            and (not variant.datasets or dataset.name in variant.datasets))
+
+
+def _chosen(registry: Registry, kind: Kind, overrides: Sequence[str]) -> ComponentSpec | None:
+    """The component a variant selects with ``<kind>=<name>``, if any."""
+    names = [o.split("=", 1)[1] for o in overrides if o.startswith(f"{kind.value}=")]
+    return registry.get(kind, names[-1]) if names else None
 
 
 def compose_config(overrides: Sequence[str]):

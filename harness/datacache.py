@@ -387,7 +387,7 @@ def _write_manifest(directory: Path, header: Mapping[str, Any], files: dict[str,
 
 
 @contextmanager
-def _locked(directory: Path) -> Iterator[None]:
+def locked(directory: Path) -> Iterator[None]:
     """Serialise concurrent builds of one cache (a second process waits, then finds the files intact)."""
     directory.mkdir(parents=True, exist_ok=True)
     with open(directory / ".lock", "w") as lock:
@@ -411,7 +411,7 @@ def ensure_cache(directory: Path, header: Mapping[str, Any], jobs: Sequence[Job]
     runs in ``workers`` spawned processes, so it must be a picklable module-level function (or a partial).
     """
     header = json.loads(json.dumps(header))  # as it reads back from the manifest (tuples become lists)
-    with _locked(directory):
+    with locked(directory):
         for leftover in directory.rglob(".*.tmp"):  # from a killed generation
             leftover.unlink()
         files = _read_manifest(directory, header)

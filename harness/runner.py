@@ -70,11 +70,15 @@ class RunContext:
         encoder = self.build("encoder", self.dataset.info)
         return encoder, self.build("decoder", encoder.encoding, self.dataset.info)
 
-    def build_named(self, kind: Kind, name: str, *args: Any) -> Any:
-        """Build a component the protocol picks itself (e.g. the heads of a multi-task model), with its
-        defaults and this run's profile overrides."""
+    def named_spec_and_config(self, kind: Kind, name: str) -> tuple[ComponentSpec, Any]:
+        """A component the protocol picks itself (e.g. the heads of a multi-task model): its spec, and its
+        config with its defaults and this run's profile overrides."""
         spec = self.registry.get(kind, name)
-        return spec.build(spec.config(**spec.profiles.get(self.cfg.profile.name, {})), *args)
+        return spec, spec.config(**spec.profiles.get(self.cfg.profile.name, {}))
+
+    def build_named(self, kind: Kind, name: str, *args: Any) -> Any:
+        spec, config = self.named_spec_and_config(kind, name)
+        return spec.build(config, *args)
 
 
 @dataclass

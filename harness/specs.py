@@ -45,6 +45,12 @@ TASK_TARGETS = {
 class EncoderCaps:
     consumes: str  # one of MODALITIES
     produces: str  # one of ENCODING_KINDS
+    # the synthetic datasets ``harness bench`` pairs it with (the data its paper measured it on); empty: every
+    # compatible one
+    bench_datasets: tuple[str, ...] = ()
+    # decoder name -> Hydra overrides ``harness bench`` applies when that decoder heads this encoder, e.g.
+    # {"classifier": ("decoder.hidden=0",)}: the single linear head a ResNet is conventionally trained with
+    bench_heads: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -73,6 +79,8 @@ class BenchVariant:
 
     overrides: tuple[str, ...] = ()  # Hydra overrides, e.g. ("protocol.tasks=[occupancy,classification]",)
     inputs: tuple[str, ...] = ()  # encoder input modalities it runs with; empty: every compatible encoder
+    targets: tuple[str, ...] = ()  # dataset targets it needs beyond what the roles check (e.g. a task set's)
+    datasets: tuple[str, ...] = ()  # the synthetic datasets it runs on; empty: every compatible one
 
 
 @dataclass(frozen=True)

@@ -71,7 +71,7 @@ def test_holdout_keeps_the_stage1_encoder_frozen(run, tmp_path):
     scores = values(outcome)
     assert ("test", "top1", None) in scores and ("test", "iou", None) in scores
     run_dir = next((tmp_path / "runs").iterdir())
-    stage1 = load_checkpoint(run_dir / "stage1" / "best.pt", torch.device("cpu"))["model"]
+    stage1 = load_checkpoint(run_dir / "stage1" / "model.pt", torch.device("cpu"))["model"]
     stage2 = load_checkpoint(run_dir / "stage2" / "best.pt", torch.device("cpu"))["model"]
     encoder1 = {k[len("encoder."):]: v for k, v in stage1.items() if k.startswith("encoder.")}
     encoder2 = {k[len("encoder.encoder."):]: v for k, v in stage2.items() if k.startswith("encoder.encoder.")}

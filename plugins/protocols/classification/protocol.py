@@ -1,6 +1,8 @@
 """The classification protocol: cross-entropy on the class label, selected on validation top-1."""
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import torch
 from torch import nn
@@ -11,9 +13,8 @@ from harness.metrics.classification import classification_metrics
 from harness.metrics.directions import metric
 from harness.runner import RunContext
 from harness.store import Metric
+from harness.task_protocol import TaskProtocol
 from harness.training import fit, make_loader, to_device
-
-from . import ClassificationConfig
 
 
 class EncoderClassifier(nn.Module):
@@ -27,22 +28,26 @@ class EncoderClassifier(nn.Module):
         return self.head(self.encoder(batch[self.input_key]))
 
 
-class ClassificationProtocol:
-    def __init__(self, config: ClassificationConfig) -> None:
-        self.config = config
+class ClassificationProtocol(TaskProtocol):
+    name, selection = "classification", "top1"
 
-    def run(self, ctx: RunContext) -> list[Metric]:
-        info = ctx.dataset.info
-        model = EncoderClassifier(*ctx.encoder_and_decoder(), ctx.input_key).to(ctx.device)
-        best_val = fit(model, ctx.dataset.split("train"), self.config, ctx.run_dir, ctx.device, ctx.seed,
-                       loss_fn=lambda model, batch: class_loss(model(batch), batch[LABEL]),
-                       validate=lambda model: self.top1(model, ctx, "val"), metric_name="top1")
+    def build_model(self, ctx: RunContext) -> EncoderClassifier:
+        return EncoderClassifier(*ctx.encoder_and_decoder(), ctx.input_key).to(ctx.device)
+
+    def train(self, model: EncoderClassifier, ctx: RunContext, directory: Path) -> float:
+        return fit(model, ctx.dataset.split("train"), self.config, directory, ctx.device, ctx.seed,
+                   loss_fn=lambda model, batch: class_loss(model(batch), batch[LABEL]),
+                   validate=lambda model: self.score(model, ctx, "val"), metric_name="top1")
+
+    def score(self, model: EncoderClassifier, ctx: RunContext, split: str) -> float:
+        predicted, target = self.predict(model, ctx, split)
+        return float(np.mean(predicted == target))
+
+    def evaluate(self, model: EncoderClassifier, ctx: RunContext) -> list[Metric]:
         predicted, target = self.predict(model, ctx, "test")
-        overall, per_class = classification_metrics(predicted, target, info.classes)
-        return ([metric("val", "top1", best_val)]
-                + [metric("test", name, value) for name, value in overall.items()]
-                + [metric("test", "top1", value, class_name=name) for name, value in per_class.items()]
-                + [metric("test", "parameters", sum(p.numel() for p in model.parameters()))])
+        overall, per_class = classification_metrics(predicted, target, ctx.dataset.info.classes)
+        return ([metric("test", name, value) for name, value in overall.items()]
+                + [metric("test", "top1", value, class_name=name) for name, value in per_class.items()])
 
     @torch.no_grad()
     def predict(self, model: EncoderClassifier, ctx: RunContext, split: str) -> tuple[np.ndarray, np.ndarray]:
@@ -55,7 +60,3 @@ class ClassificationProtocol:
             predicted.append(model(to_device(batch, ctx.device)).argmax(-1).cpu())
             target.append(batch[LABEL])
         return torch.cat(predicted).numpy(), torch.cat(target).numpy()
-
-    def top1(self, model: EncoderClassifier, ctx: RunContext, split: str) -> float:
-        predicted, target = self.predict(model, ctx, split)
-        return float(np.mean(predicted == target))

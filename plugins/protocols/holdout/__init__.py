@@ -14,7 +14,12 @@ from dataclasses import dataclass, field
 from harness.specs import BenchVariant, ComponentSpec, Kind, ProtocolCaps
 
 from ..multitask import SPEC as MULTITASK
-from ..multitask import TaskHeadsConfig
+from ..multitask import TaskHeadsConfig, task_variant
+
+
+def pretraining(tasks: list[str], held_out: str, inputs: tuple[str, ...] = ()) -> BenchVariant:
+    return task_variant(tasks, f"protocol.task={held_out}", field_name="pretrain_tasks", also=(held_out,),
+                        inputs=inputs)
 
 
 @dataclass
@@ -39,13 +44,10 @@ SPEC = ComponentSpec(
         primary_metric="top1",
         # the paper's rows: classification / segmentation w/ ONet encoder, and each with the other
         # semantic task added to the encoder's training (Tables 2, 4, 8)
-        bench=(BenchVariant(("protocol.pretrain_tasks=[occupancy]", "protocol.task=classification")),
-               BenchVariant(("protocol.pretrain_tasks=[occupancy]", "protocol.task=segmentation"),
-                            inputs=("points",)),
-               BenchVariant(("protocol.pretrain_tasks=[occupancy,segmentation]", "protocol.task=classification"),
-                            inputs=("points",)),
-               BenchVariant(("protocol.pretrain_tasks=[occupancy,classification]", "protocol.task=segmentation"),
-                            inputs=("points",))),
+        bench=(pretraining(["occupancy"], "classification"),
+               pretraining(["occupancy"], "segmentation", inputs=("points",)),
+               pretraining(["occupancy", "segmentation"], "classification", inputs=("points",)),
+               pretraining(["occupancy", "classification"], "segmentation", inputs=("points",))),
     ),
     version="1",
     citation='Hughes et al., "Towards Generalising Neural Implicit Representations", ECCV Workshops 2022',

@@ -9,7 +9,8 @@ from harness.runner import RunContext
 from harness.specs import Kind
 from harness.store import Metric
 
-from ..multitask.protocol import SELECTION, MultitaskModel, build_model, check_tasks, evaluate, train
+from ..multitask.protocol import (SCORERS, MultitaskModel, build_model, check_tasks, evaluate, train,
+                                  train_once_for)
 from . import HoldoutConfig
 
 
@@ -40,13 +41,13 @@ class HoldoutProtocol:
                              "a held-out task must not train the encoder")
         check_tasks([cfg.task], "parallel", info.targets, info.name)
         pretrained = build_model(ctx, cfg.pretrain_tasks, cfg.decoders, cfg.heads)
-        stage1 = train(pretrained, ctx, cfg, cfg.pretrain_tasks, ctx.run_dir / "stage1")
-        metrics = [metric("val", f"stage1_{SELECTION[cfg.pretrain_tasks[0]].lower()}", stage1)]
+        stage1 = train_once_for(pretrained, ctx, cfg, cfg.pretrain_tasks, cfg.decoders, ctx.run_dir / "stage1")
+        metrics = [metric("val", f"stage1_{SCORERS[cfg.pretrain_tasks[0]].selection}", stage1)]
         metrics += evaluate(pretrained, ctx, cfg, cfg.pretrain_tasks)
 
         encoder = Frozen(pretrained.encoder)
         head = ctx.build_named(Kind.DECODER, cfg.heads[cfg.task], encoder.encoding, info).to(ctx.device)
         held_out = MultitaskModel(encoder, {cfg.task: head}, pretrained.input_key)
         stage2 = train(held_out, ctx, cfg, [cfg.task], ctx.run_dir / "stage2", parameters=head.parameters())
-        metrics.append(metric("val", SELECTION[cfg.task].lower(), stage2))
+        metrics.append(metric("val", SCORERS[cfg.task].selection, stage2))
         return metrics + evaluate(held_out, ctx, cfg, [cfg.task])

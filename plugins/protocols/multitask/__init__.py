@@ -7,13 +7,21 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from harness.specs import BenchVariant, ComponentSpec, Kind, ProtocolCaps
+from harness.specs import TASK_TARGETS, BenchVariant, ComponentSpec, Kind, ProtocolCaps
 
 from ..reconstruction import SPEC as RECONSTRUCTION
 from ..reconstruction import ReconstructionConfig
 from ..segmentation import SegmentationConfig
 
 TASKS = ("occupancy", "classification", "segmentation")
+
+
+def task_variant(tasks: list[str], *overrides: str, field_name: str = "tasks", also: tuple[str, ...] = (),
+                 inputs: tuple[str, ...] = ()) -> BenchVariant:
+    """A bench variant setting ``protocol.<field_name>`` to ``tasks``; it runs on datasets with the targets of
+    those tasks and of the tasks in ``also``."""
+    targets = tuple(dict.fromkeys(TASK_TARGETS[task] for task in [*tasks, *also]))
+    return BenchVariant((f"protocol.{field_name}=[{','.join(tasks)}]", *overrides), inputs=inputs, targets=targets)
 
 
 @dataclass
@@ -50,11 +58,10 @@ SPEC = ComponentSpec(
         primary_metric="iou",
         # the paper's rows: joint classification & ONet (points and images); segmentation & ONet with
         # parallel or joint decoders; all three tasks (points)
-        bench=(BenchVariant(("protocol.tasks=[occupancy,classification]",)),
-               BenchVariant(("protocol.tasks=[occupancy,segmentation]",), inputs=("points",)),
-               BenchVariant(("protocol.tasks=[occupancy,segmentation]", "protocol.decoders=joint"),
-                            inputs=("points",)),
-               BenchVariant(("protocol.tasks=[occupancy,classification,segmentation]",), inputs=("points",))),
+        bench=(task_variant(["occupancy", "classification"]),
+               task_variant(["occupancy", "segmentation"], inputs=("points",)),
+               task_variant(["occupancy", "segmentation"], "protocol.decoders=joint", inputs=("points",)),
+               task_variant(["occupancy", "classification", "segmentation"], inputs=("points",))),
     ),
     version="1",
     citation='Hughes et al., "Towards Generalising Neural Implicit Representations", ECCV Workshops 2022',

@@ -5,7 +5,9 @@ task's head), so the multi-task figures are computed exactly like the single-tas
 """
 from __future__ import annotations
 
-from typing import Sequence
+import dataclasses
+from pathlib import Path
+from typing import Iterable, Sequence
 
 import torch
 from torch import nn
@@ -13,20 +15,23 @@ from torch import nn
 from harness.data import LABEL, OCCUPANCY, PART, QUERY
 from harness.implicit import ImplicitNetwork
 from harness.losses import class_loss, occupancy_loss, part_loss
-from harness.metrics.classification import classification_metrics
 from harness.metrics.directions import metric
 from harness.runner import RunContext
 from harness.specs import TASK_TARGETS, Kind
 from harness.store import Metric
+from harness.task_protocol import TaskProtocol
+from harness.trained import recipe, train_once
 from harness.training import fit
 
 from ..classification.protocol import ClassificationProtocol, EncoderClassifier
 from ..reconstruction.protocol import ReconstructionProtocol
 from ..segmentation.protocol import SegmentationProtocol
-from . import TASKS, MultitaskConfig
+from . import TASKS, MultitaskConfig, TaskHeadsConfig
 
-# Model selection follows the first task of the list: its validation metric, higher is better.
-SELECTION = {"occupancy": "IoU", "classification": "top1", "segmentation": "mIoU"}
+# Each task's own protocol scores it; model selection follows the first task of the list.
+SCORERS: dict[str, type[TaskProtocol]] = {
+    "occupancy": ReconstructionProtocol, "classification": ClassificationProtocol,
+    "segmentation": SegmentationProtocol}
 
 
 class Channels(nn.Module):
@@ -103,8 +108,8 @@ def build_model(ctx: RunContext, tasks: Sequence[str], decoders: str, head_names
     return model.to(ctx.device)
 
 
-def train(model: MultitaskModel, ctx: RunContext, config: MultitaskConfig, tasks: Sequence[str], run_dir,
-          parameters=None) -> float:
+def train(model: MultitaskModel, ctx: RunContext, config: TaskHeadsConfig, tasks: Sequence[str], run_dir: Path,
+          parameters: Iterable[nn.Parameter] | None = None) -> float:
     """Fit the weighted loss sum; model selection on the first task's validation metric."""
     weights = {task: 1.0 if task == "occupancy" else float(config.weights.get(task, 1.0)) for task in tasks}
 
@@ -112,34 +117,29 @@ def train(model: MultitaskModel, ctx: RunContext, config: MultitaskConfig, tasks
         losses = model.losses(batch)
         return sum(weights[task] * losses[task] for task in tasks)
 
+    selecting = SCORERS[tasks[0]](config)
     return fit(model, ctx.dataset.split("train"), config, run_dir, ctx.device, ctx.seed, loss,
-               validate=lambda model: validation_score(model, ctx, config, tasks[0]),
-               metric_name=SELECTION[tasks[0]], parameters=parameters)
+               validate=lambda model: selecting.score(model.view(tasks[0]), ctx, "val"),
+               metric_name=selecting.selection, parameters=parameters)
 
 
-def validation_score(model: MultitaskModel, ctx: RunContext, config: MultitaskConfig, task: str) -> float:
-    if task == "occupancy":
-        return ReconstructionProtocol(config).mean_iou(model.view(task), ctx, "val")
-    if task == "classification":
-        return ClassificationProtocol(config).top1(model.view(task), ctx, "val")
-    return SegmentationProtocol(config).scores(model.view(task), ctx, "val")[0]["miou"]
+def train_once_for(model: MultitaskModel, ctx: RunContext, config: TaskHeadsConfig, tasks: Sequence[str],
+                   decoders: str, directory: Path) -> float:
+    """``train``, reusing the weights of an identical earlier training (a hold-out stage 1 repeats a
+    multi-task run's): the recipe is the shared training settings, the task set and every head."""
+    settings = {f.name: getattr(config, f.name) for f in dataclasses.fields(TaskHeadsConfig)}
+    heads = ["joint"] if decoders == "joint" else []
+    heads += [task for task in tasks if not (decoders == "joint" and task in ("occupancy", "segmentation"))]
+    parts = {"encoder": (ctx.specs["encoder"], ctx.config("encoder"))}
+    parts.update({f"head_{head}": ctx.named_spec_and_config(Kind.DECODER, config.heads[head]) for head in heads})
+    return train_once(ctx, model, recipe(ctx, "multitask", {**settings, "tasks": list(tasks)}, parts), directory,
+                      lambda directory: train(model, ctx, config, tasks, directory))
 
 
-def evaluate(model: MultitaskModel, ctx: RunContext, config: MultitaskConfig, tasks: Sequence[str]) -> list[Metric]:
+def evaluate(model: MultitaskModel, ctx: RunContext, config: TaskHeadsConfig, tasks: Sequence[str]) -> list[Metric]:
     """Every task's test metrics, computed by that task's own protocol on the model's view."""
-    metrics: list[Metric] = []
-    if "occupancy" in tasks:
-        metrics += ReconstructionProtocol(config).test(model.view("occupancy"), ctx)
-    if "classification" in tasks:
-        predicted, target = ClassificationProtocol(config).predict(model.view("classification"), ctx, "test")
-        overall, per_class = classification_metrics(predicted, target, ctx.dataset.info.classes)
-        metrics += [metric("test", name, value) for name, value in overall.items()]
-        metrics += [metric("test", "top1", value, class_name=name) for name, value in per_class.items()]
-    if "segmentation" in tasks:
-        overall, per_category = SegmentationProtocol(config).scores(model.view("segmentation"), ctx, "test")
-        metrics += [metric("test", name, value) for name, value in overall.items()]
-        metrics += [metric("test", "miou", value, class_name=name) for name, value in per_category.items()]
-    return metrics
+    return [m for task in SCORERS if task in tasks
+            for m in SCORERS[task](config).evaluate(model.view(task), ctx)]
 
 
 class MultitaskProtocol:
@@ -149,6 +149,7 @@ class MultitaskProtocol:
     def run(self, ctx: RunContext) -> list[Metric]:
         cfg = self.config
         model = build_model(ctx, cfg.tasks, cfg.decoders, cfg.heads)
-        best_val = train(model, ctx, cfg, cfg.tasks, ctx.run_dir)
-        return ([metric("val", SELECTION[cfg.tasks[0]].lower(), best_val)] + evaluate(model, ctx, cfg, cfg.tasks)
+        best_val = train_once_for(model, ctx, cfg, cfg.tasks, cfg.decoders, ctx.run_dir)
+        return ([metric("val", SCORERS[cfg.tasks[0]].selection, best_val)]
+                + evaluate(model, ctx, cfg, cfg.tasks)
                 + [metric("test", "parameters", sum(p.numel() for p in model.parameters()))])

@@ -1,6 +1,8 @@
 """The reconstruction protocol: train on query occupancies, select on validation IoU, score extracted meshes."""
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import torch
 import trimesh
@@ -12,31 +14,25 @@ from harness.metrics.reconstruction import mean_over_classes, mesh_metrics, volu
 from harness.progress import progress
 from harness.runner import RunContext
 from harness.store import Metric
+from harness.task_protocol import TaskProtocol
 from harness.implicit import ImplicitNetwork
 from harness.losses import occupancy_loss
 from harness.training import as_batch, fit
 
-from . import ReconstructionConfig
 
 
-class ReconstructionProtocol:
-    def __init__(self, config: ReconstructionConfig) -> None:
-        self.config = config
+class ReconstructionProtocol(TaskProtocol):
+    name, selection = "reconstruction", "iou"
 
-    def run(self, ctx: RunContext) -> list[Metric]:
-        model = ImplicitNetwork(*ctx.encoder_and_decoder(), ctx.input_key).to(ctx.device)
-        best_val = self.train(model, ctx)
-        metrics = [metric("val", "iou", best_val)]
-        metrics += self.test(model, ctx)
-        metrics.append(metric("test", "parameters", float(sum(p.numel() for p in model.parameters()))))
-        return metrics
+    def build_model(self, ctx: RunContext) -> ImplicitNetwork:
+        return ImplicitNetwork(*ctx.encoder_and_decoder(), ctx.input_key).to(ctx.device)
 
     # ----- training ------------------------------------------------------------------------------
-    def train(self, model: ImplicitNetwork, ctx: RunContext) -> float:
+    def train(self, model: ImplicitNetwork, ctx: RunContext, directory: Path) -> float:
         """Adam on summed-over-points BCE, selected on validation IoU; returns the best validation IoU."""
-        return fit(model, ctx.dataset.split("train"), self.config, ctx.run_dir, ctx.device, ctx.seed,
+        return fit(model, ctx.dataset.split("train"), self.config, directory, ctx.device, ctx.seed,
                    lambda model, batch: occupancy_loss(model(batch, batch[QUERY]), batch[OCCUPANCY]),
-                   validate=lambda model: self.mean_iou(model, ctx, "val"), metric_name="IoU")
+                   validate=lambda model: self.score(model, ctx, "val"), metric_name="IoU")
 
     # ----- evaluation ----------------------------------------------------------------------------
     def _eval_items(self, ctx: RunContext, split: str) -> list[int]:
@@ -50,13 +46,14 @@ class ReconstructionProtocol:
         probs = torch.sigmoid(model.decode(model.encode(batch), batch[IOU_QUERY]))[0]
         return volumetric_iou(probs.cpu().numpy(), item[IOU_OCCUPANCY].numpy(), threshold=self.config.iou_threshold)
 
-    def mean_iou(self, model: ImplicitNetwork, ctx: RunContext, split: str) -> float:
+    def score(self, model: ImplicitNetwork, ctx: RunContext, split: str) -> float:
+        """Mean volumetric IoU over the split's shapes."""
         model.eval()
         data = ctx.dataset.split(split)
         return float(np.mean([self.shape_iou(model, data[i], ctx.device) for i in self._eval_items(ctx, split)]))
 
     @torch.no_grad()
-    def test(self, model: ImplicitNetwork, ctx: RunContext) -> list[Metric]:
+    def evaluate(self, model: ImplicitNetwork, ctx: RunContext) -> list[Metric]:
         """Per shape: volumetric IoU and mesh metrics of the MISE mesh; then per-class and class-mean figures."""
         cfg = self.config
         model.eval()

@@ -1,6 +1,8 @@
 """The segmentation protocol: per-point part cross-entropy, scored by per-shape part mIoU."""
 from __future__ import annotations
 
+from pathlib import Path
+
 import torch
 
 from harness.data import IGNORE_INDEX, LABEL, PART, POINTS_PART, QUERY
@@ -11,25 +13,29 @@ from harness.metrics.segmentation import aggregate_miou, shape_miou
 from harness.progress import progress
 from harness.runner import RunContext
 from harness.store import Metric
+from harness.task_protocol import TaskProtocol
 from harness.training import as_batch, fit
 
-from . import SegmentationConfig
 
 
-class SegmentationProtocol:
-    def __init__(self, config: SegmentationConfig) -> None:
-        self.config = config
+class SegmentationProtocol(TaskProtocol):
+    name, selection = "segmentation", "miou"
 
-    def run(self, ctx: RunContext) -> list[Metric]:
-        model = ImplicitNetwork(*ctx.encoder_and_decoder(), ctx.input_key).to(ctx.device)
-        best_val = fit(model, ctx.dataset.split("train"), self.config, ctx.run_dir, ctx.device, ctx.seed,
-                       lambda model, batch: part_loss(model(batch, self.where(batch, model)), self.labels(batch)),
-                       validate=lambda model: self.scores(model, ctx, "val")[0]["miou"], metric_name="mIoU")
+    def build_model(self, ctx: RunContext) -> ImplicitNetwork:
+        return ImplicitNetwork(*ctx.encoder_and_decoder(), ctx.input_key).to(ctx.device)
+
+    def train(self, model: ImplicitNetwork, ctx: RunContext, directory: Path) -> float:
+        return fit(model, ctx.dataset.split("train"), self.config, directory, ctx.device, ctx.seed,
+                   lambda model, batch: part_loss(model(batch, self.where(batch, model)), self.labels(batch)),
+                   validate=lambda model: self.score(model, ctx, "val"), metric_name="mIoU")
+
+    def score(self, model: ImplicitNetwork, ctx: RunContext, split: str) -> float:
+        return self.scores(model, ctx, split)[0]["miou"]
+
+    def evaluate(self, model: ImplicitNetwork, ctx: RunContext) -> list[Metric]:
         overall, per_category = self.scores(model, ctx, "test")
-        return ([metric("val", "miou", best_val)]
-                + [metric("test", name, value) for name, value in overall.items()]
-                + [metric("test", "miou", value, class_name=name) for name, value in per_category.items()]
-                + [metric("test", "parameters", sum(p.numel() for p in model.parameters()))])
+        return ([metric("test", name, value) for name, value in overall.items()]
+                + [metric("test", "miou", value, class_name=name) for name, value in per_category.items()])
 
     def where(self, batch: dict, model: ImplicitNetwork) -> torch.Tensor:
         """The points segmented: the queries, or the encoder's own input points (the conventional task)."""
