@@ -19,7 +19,7 @@ included). It is a new contiguous tensor without gradient history: train through
 How it is fast (about 4 passes over memory plus one reduction, pure PyTorch): the tensor is viewed as
 [before, channels, after] without any copy (a contiguous input), the blocks as a split of the channel dimension
 (a channel count that the block does not divide leaves a shorter last block, which is the zero-padded block:
-padding changes neither its maximum nor its other elements); one ``aminmax`` reduction gives each block's largest
+padding changes neither its maximum nor its other elements); ``amax`` and ``amin`` give each block's largest
 magnitude, ``frexp`` its exponent, and the power-of-two scales are built from their bit patterns (exact), so the
 elementwise work is multiply, round, clamp, multiply, in place. Tensors holding NaN/Inf take a slower masked path;
 the arithmetic moves to a wider dtype only when a scale 2^(m-1-E) would not be representable in the input's own
@@ -60,30 +60,55 @@ def bfp_quantise(x: torch.Tensor, bits: int, block: int = 32, axis: int = 1, exp
 def _quantise(flat: torch.Tensor, bits: int, block: int, exponent_bits: int, rounding: str) -> torch.Tensor:
     """BFP of ``flat`` [P, C, Q] with blocks along C, in the cheapest dtype that computes it exactly."""
     pieces = _block_views(flat, block)
-    magnitudes = [_block_magnitude(view) for view in pieces]
-    finite = all(bool(torch.isfinite(magnitude).all()) for magnitude in magnitudes)
-    if not finite:  # a NaN or Inf in some block: its exponent comes from the finite elements only
-        magnitudes = [torch.where(torch.isfinite(view), view.abs(), 0).amax(dim=2, keepdim=True) for view in pieces]
-    mantissa = bits - 1
-    low, high = -(2 ** (exponent_bits - 1)), 2 ** (exponent_bits - 1) - 1
-    shifts = [mantissa - 1 - _shared_exponent(magnitude, low, high) for magnitude in magnitudes]
-    compute = _exact_dtype(flat.dtype, shifts)
-    if compute != flat.dtype:
-        return _quantise(flat.to(compute), bits, block, exponent_bits, rounding).to(flat.dtype)
+    scales = _float32_scales(pieces, bits, exponent_bits)
+    finite = True
+    if scales is None:  # the general path: any dtype and exponent range, NaN/Inf
+        magnitudes = [_block_magnitude(view) for view in pieces]
+        finite = all(bool(torch.isfinite(magnitude).all()) for magnitude in magnitudes)
+        if not finite:  # a NaN or Inf in some block: its exponent comes from the finite elements only
+            magnitudes = [torch.where(torch.isfinite(view), view.abs(), 0).amax(dim=2, keepdim=True)
+                          for view in pieces]
+        low, high = -(2 ** (exponent_bits - 1)), 2 ** (exponent_bits - 1) - 1
+        shifts = [bits - 2 - _shared_exponent(magnitude, low, high) for magnitude in magnitudes]
+        compute = _exact_dtype(flat.dtype, shifts)
+        if compute != flat.dtype:
+            return _quantise(flat.to(compute), bits, block, exponent_bits, rounding).to(flat.dtype)
+        scales = [(_power_of_two(shift, flat.dtype), _power_of_two(-shift, flat.dtype)) for shift in shifts]
 
     out = torch.empty_like(flat)
-    limit = 2 ** mantissa - 1
-    for view, target, shift in zip(pieces, _block_views(out, block), shifts):
-        torch.mul(view, _power_of_two(shift, flat.dtype), out=target)
+    limit = 2 ** (bits - 1) - 1
+    for view, target, (scale, inverse) in zip(pieces, _block_views(out, block), scales):
+        torch.mul(view, scale, out=target)
         if rounding == "even":
             target.round_()
         else:
             _round_half_away_(target)
-        target.clamp_(-limit, limit).mul_(_power_of_two(-shift, flat.dtype))
+        target.clamp_(-limit, limit).mul_(inverse)
         if not finite:  # NaN went through round/clamp/scale unchanged; put the infinities back
-            infinite = torch.isinf(view)
-            target.copy_(torch.where(infinite, view, target))
+            target.copy_(torch.where(torch.isinf(view), view, target))
     return out
+
+
+def _float32_scales(pieces: list[torch.Tensor], bits: int,
+                    exponent_bits: int) -> list[tuple[torch.Tensor, torch.Tensor]] | None:
+    """The common case in few operations: float32, at most 7 exponent bits, all finite. Per block, the biased
+    exponent field of the largest magnitude (bits 23..30) clamped to [low, high] + 127 is the shared exponent (a
+    zero or subnormal maximum has field 0, below any low >= -64, so it clamps exactly as floor(log2) would), and
+    the inverse scale 2^(E - (m - 1)) is that field minus m - 1, shifted back into place; the scale is its
+    reciprocal (exact for a power of two). None when another path is needed (a block's field is 255: NaN/Inf)."""
+    if pieces[0].dtype != torch.float32 or exponent_bits > 7 or bits > 24:
+        return None
+    low, high = -(2 ** (exponent_bits - 1)), 2 ** (exponent_bits - 1) - 1
+    scales = []
+    for view in pieces:
+        field = _block_magnitude(view).view(torch.int32)
+        field >>= 23
+        if int(field.max()) == 255:
+            return None
+        field.clamp_(low + 127, high + 127).sub_(bits - 2).bitwise_left_shift_(23)
+        inverse = field.view(torch.float32)
+        scales.append((torch.reciprocal(inverse), inverse))
+    return scales
 
 
 def _block_views(flat: torch.Tensor, block: int) -> list[torch.Tensor]:
@@ -99,9 +124,10 @@ def _block_views(flat: torch.Tensor, block: int) -> list[torch.Tensor]:
 
 
 def _block_magnitude(view: torch.Tensor) -> torch.Tensor:
-    """Largest magnitude per block, [P, G, 1, Q], in one pass (NaN when the block holds a NaN, Inf an Inf)."""
-    smallest, largest = torch.aminmax(view, dim=2, keepdim=True)
-    return torch.maximum(largest, smallest.neg())
+    """Largest magnitude per block, [P, G, 1, Q] (NaN when the block holds a NaN, Inf an Inf): two read-only
+    reductions (``aminmax`` is one, but not vectorised across the block dimension here: about 5x slower)."""
+    largest = view.amax(dim=2, keepdim=True)
+    return torch.maximum(largest, view.amin(dim=2, keepdim=True).neg_())
 
 
 def _shared_exponent(magnitude: torch.Tensor, low: int, high: int) -> torch.Tensor:
