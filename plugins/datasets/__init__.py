@@ -1,7 +1,8 @@
 """Builtin datasets (entry point ``builtin_datasets``)."""
 from harness.hooks import Register, hookimpl
 
-from . import modelnet40, shapenet_onet, shapenetpart, synthetic_shapes
+from . import (modelnet40, shapenet_onet, shapenetpart, synthetic_images, synthetic_shapes, synthetic_videos,
+               synthetic_voxels)
 
 
 @hookimpl
@@ -12,3 +13,6 @@ def register_datasets(register: Register) -> None:
     register(modelnet40.RESAMPLED_SPEC)
     register(shapenetpart.SPEC)
     register(shapenetpart.IMPLICIT_SPEC)
+    register(synthetic_images.SPEC)
+    register(synthetic_videos.SPEC)
+    register(synthetic_voxels.SPEC)
