@@ -1,8 +1,10 @@
 """The image, video and voxel datasets of issue 4: the synthetic ones (generation, determinism, verified caches,
-difficulty)."""
+difficulty) and the real-format loaders (MNIST idx, CIFAR-10 binary) on files the tests
+write and on the shared MNIST test set."""
 from __future__ import annotations
 
 import functools
+import gzip
 import json
 import os
 import subprocess
@@ -14,7 +16,7 @@ import pytest
 import torch
 
 from harness import data as keys
-from harness.datacache import sha256_file
+from harness.datacache import DataFileError, sha256_file
 from harness.registry import default_registry
 from harness.specs import Kind
 from harness_plugins.datasets.arrays import carve_by_class, crop_flip
@@ -24,7 +26,8 @@ from harness_plugins.datasets.synthetic_videos.config import PROFILES as VIDEO_P
 from harness_plugins.datasets.synthetic_videos.config import SyntheticVideosConfig
 from harness_plugins.datasets.synthetic_videos.generate import generate_clips
 
-NEW = ("synthetic_images", "synthetic_videos", "synthetic_voxels")
+REAL_MNIST = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "real" / "mnist"
+NEW = ("synthetic_images", "synthetic_videos", "synthetic_voxels", "mnist", "cifar10")
 
 
 @functools.cache
@@ -48,11 +51,13 @@ def labels_of(split) -> np.ndarray:
 def test_datasets_are_registered_with_their_capabilities():
     caps = {name: registry().get(Kind.DATASET, name).capabilities for name in NEW}
     assert {n: c.modalities for n, c in caps.items()} == {
-        "synthetic_images": ("image",), "synthetic_videos": ("video",), "synthetic_voxels": ("voxels",)}
+        "synthetic_images": ("image",), "synthetic_videos": ("video",), "synthetic_voxels": ("voxels",),
+        "mnist": ("image",), "cifar10": ("image",)}
     assert all(c.targets == ("label",) for c in caps.values())
     assert {n for n, c in caps.items() if c.synthetic} == {"synthetic_images", "synthetic_videos", "synthetic_voxels"}
     assert {n: c.reference_datasets for n, c in caps.items()} == {
-        "synthetic_images": ("CIFAR10",), "synthetic_videos": ("Kinetics-400",), "synthetic_voxels": ("ModelNet40",)}
+        "synthetic_images": ("CIFAR10",), "synthetic_videos": ("Kinetics-400",), "synthetic_voxels": ("ModelNet40",),
+        "mnist": (), "cifar10": ("CIFAR10",)}
     for name in NEW:
         assert set(registry().get(Kind.DATASET, name).profiles) == {"smoke", "quick"}
 
@@ -330,3 +335,207 @@ def test_synthetic_voxels_rotation_turns_about_the_up_axis():
     assert not all(torch.equal(d, plain) for d in draws)
     assert torch.equal(build("synthetic_voxels", rotate=True).split("val")[0][keys.VOXELS],
                        build("synthetic_voxels").split("val")[0][keys.VOXELS])  # only training items turn
+
+
+# ----- MNIST -----------------------------------------------------------------------------------------------
+
+
+def idx_bytes(array: np.ndarray, magic: int) -> bytes:
+    header = magic.to_bytes(4, "big") + b"".join(int(n).to_bytes(4, "big") for n in array.shape)
+    return header + array.astype(np.uint8).tobytes()
+
+
+def write_idx(path: Path, array: np.ndarray, magic: int, compress: bool) -> Path:
+    data = idx_bytes(array, magic)
+    path = path.with_name(path.name + ".gz") if compress else path
+    path.write_bytes(gzip.compress(data) if compress else data)
+    return path
+
+
+def independent_mnist(name: str) -> np.ndarray:
+    with gzip.open(REAL_MNIST / f"{name}.gz") as stream:
+        data = stream.read()
+    if "labels" in name:
+        assert int.from_bytes(data[:4], "big") == 2049
+        return np.frombuffer(data, np.uint8, offset=8)
+    assert int.from_bytes(data[:4], "big") == 2051
+    count, rows, cols = (int.from_bytes(data[4 * i:4 * i + 4], "big") for i in (1, 2, 3))
+    return np.frombuffer(data, np.uint8, offset=16).reshape(count, rows, cols)
+
+
+@pytest.mark.skipif(not REAL_MNIST.is_dir(), reason="no shared MNIST sample")
+def test_mnist_on_the_shared_test_set(tmp_path):
+    from harness_plugins.datasets.mnist.dataset import read_set
+
+    images, labels = read_set(REAL_MNIST / "t10k-images-idx3-ubyte.gz", REAL_MNIST / "t10k-labels-idx1-ubyte.gz")
+    truth_images, truth_labels = independent_mnist("t10k-images-idx3-ubyte"), independent_mnist("t10k-labels-idx1-ubyte")
+    assert labels[:10].tolist() == truth_labels[:10].tolist() and labels[0] == 7
+    assert images.shape == (10000, 1, 28, 28) and np.array_equal(images[:, 0], truth_images)
+    # only the test set: a clear error, unless train/val/test may be carved from it
+    with pytest.raises(FileNotFoundError, match="carve_from_test"):
+        build("mnist", root=str(REAL_MNIST))
+    carved = build("mnist", root=str(REAL_MNIST), carve_from_test=True, max_per_class=0)
+    sizes = {split: len(carved.split(split)) for split in carved.info.splits}
+    assert sum(sizes.values()) == 10000 and sizes["train"] > sizes["test"] > sizes["val"] > 900
+    assert carved.info.input_shapes == {"image": (1, 28, 28)}
+    position = int(carved.indices["test"][0])
+    item = carved.split("test")[0]
+    assert int(item[keys.LABEL]) == truth_labels[position]
+    assert torch.equal(item[keys.IMAGE][0], torch.from_numpy(truth_images[position].astype(np.float32) / 255))
+    # with training files beside it, test is the whole t10k set in order
+    for name in ("t10k-images-idx3-ubyte.gz", "t10k-labels-idx1-ubyte.gz"):
+        (tmp_path / name).symlink_to(REAL_MNIST / name)
+    rng = np.random.default_rng(0)
+    write_idx(tmp_path / "train-images-idx3-ubyte", rng.integers(0, 256, (120, 28, 28)), 2051, compress=False)
+    write_idx(tmp_path / "train-labels-idx1-ubyte", np.arange(120) % 10, 2049, compress=False)
+    full = build("mnist", root=str(tmp_path), max_per_class=0)
+    assert len(full.split("test")) == 10000 and len(full.split("train")) + len(full.split("val")) == 120
+    assert int(full.split("test")[0][keys.LABEL]) == 7
+    assert torch.equal(full.split("test")[9][keys.IMAGE][0], torch.from_numpy(truth_images[9].astype(np.float32) / 255))
+
+
+@pytest.mark.parametrize("compress", [False, True])
+def test_mnist_reads_written_idx_files(tmp_path, compress):
+    rng = np.random.default_rng(1)
+    train, test = rng.integers(0, 256, (60, 28, 28)), rng.integers(0, 256, (20, 28, 28))
+    train_labels, test_labels = np.arange(60) % 10, (np.arange(20) * 3) % 10
+    write_idx(tmp_path / "train-images-idx3-ubyte", train, 2051, compress)
+    write_idx(tmp_path / "train-labels-idx1-ubyte", train_labels, 2049, compress)
+    write_idx(tmp_path / "t10k-images-idx3-ubyte", test, 2051, compress)
+    write_idx(tmp_path / "t10k-labels-idx1-ubyte", test_labels, 2049, compress)
+    dataset = build("mnist", root=str(tmp_path), val_fraction=0.2, max_per_class=0)
+    assert [len(dataset.split(s)) for s in ("train", "val", "test")] == [50, 10, 20]
+    assert np.bincount(labels_of(dataset.split("val")), minlength=10).tolist() == [1] * 10
+    for i in (0, 7, 19):
+        item = dataset.split("test")[i]
+        assert int(item[keys.LABEL]) == test_labels[i]
+        assert torch.equal(item[keys.IMAGE], torch.from_numpy(test[i][None].astype(np.float32) / 255))
+    val = dataset.split("val")
+    position = int(dataset.indices["val"][0])
+    assert torch.equal(val[0][keys.IMAGE][0], torch.from_numpy(train[position].astype(np.float32) / 255))
+    assert sorted(dataset.indices["train"].tolist() + dataset.indices["val"].tolist()) == list(range(60))
+    smoke = build("mnist", root=str(tmp_path), val_fraction=0.2, max_per_class=1)
+    assert len(smoke.split("test")) == len(set(test_labels.tolist()))
+
+
+@pytest.mark.parametrize("compress", [False, True])
+def test_mnist_malformed_idx_files_name_the_file(tmp_path, compress):
+    rng = np.random.default_rng(2)
+    images, labels = rng.integers(0, 256, (10, 28, 28)), np.arange(10) % 10
+
+    def write_all(**broken: bytes) -> None:
+        files = {"train-images-idx3-ubyte": idx_bytes(images, 2051), "train-labels-idx1-ubyte": idx_bytes(labels, 2049),
+                 "t10k-images-idx3-ubyte": idx_bytes(images, 2051), "t10k-labels-idx1-ubyte": idx_bytes(labels, 2049)}
+        files.update(broken)
+        for path in tmp_path.iterdir():
+            path.unlink()
+        for name, data in files.items():
+            (tmp_path / (name + (".gz" if compress else ""))).write_bytes(gzip.compress(data) if compress else data)
+
+    cases = {
+        "truncated": ("train-images-idx3-ubyte", idx_bytes(images, 2051)[:-5], "truncated"),
+        "magic": ("t10k-labels-idx1-ubyte", idx_bytes(labels, 2051), "magic number 2051, expected 2049"),
+        "header": ("t10k-images-idx3-ubyte", idx_bytes(images, 2051)[:10], "header truncated"),
+        "count": ("train-labels-idx1-ubyte", idx_bytes(labels[:7], 2049), "7 labels"),
+        "label": ("t10k-labels-idx1-ubyte", idx_bytes(np.full(10, 12), 2049), "label 12"),
+    }
+    for name, data, message in cases.values():
+        write_all(**{name: data})
+        with pytest.raises(DataFileError, match=message) as info:
+            build("mnist", root=str(tmp_path))
+        assert info.value.path.name.startswith(name)
+    if compress:  # a gzip stream cut short
+        write_all()
+        path = tmp_path / "t10k-images-idx3-ubyte.gz"
+        path.write_bytes(path.read_bytes()[:200])
+        with pytest.raises(DataFileError, match="gzip") as info:
+            build("mnist", root=str(tmp_path))
+        assert info.value.path == path
+
+
+# ----- CIFAR-10 ----------------------------------------------------------------------------------------------
+
+
+def cifar_records(labels: list[int], rng: np.random.Generator) -> tuple[bytes, np.ndarray]:
+    pixels = rng.integers(0, 256, (len(labels), 3072), dtype=np.uint8)
+    records = np.concatenate([np.asarray(labels, np.uint8)[:, None], pixels], axis=1)
+    return records.tobytes(), pixels
+
+
+def write_cifar(root: Path, rng: np.random.Generator, per_batch: int = 20) -> dict[str, tuple[list[int], np.ndarray]]:
+    root.mkdir(parents=True, exist_ok=True)
+    written = {}
+    for name in [f"data_batch_{i}.bin" for i in range(1, 6)] + ["test_batch.bin"]:
+        labels = [int(v) for v in rng.integers(0, 10, per_batch)]
+        data, pixels = cifar_records(labels, rng)
+        (root / name).write_bytes(data)
+        written[name] = (labels, pixels)
+    return written
+
+
+def test_cifar10_reads_written_binary_batches(tmp_path):
+    rng = np.random.default_rng(3)
+    written = write_cifar(tmp_path / "cifar-10-batches-bin", rng)
+    # known pixels in the first test record: R at (row 2, col 5), G at (7, 1), B at (31, 31)
+    labels, pixels = written["test_batch.bin"]
+    record = np.zeros(3073, np.uint8)
+    record[0] = 4
+    record[1 + 2 * 32 + 5] = 200
+    record[1 + 1024 + 7 * 32 + 1] = 100
+    record[1 + 2048 + 31 * 32 + 31] = 50
+    data = bytearray((tmp_path / "cifar-10-batches-bin" / "test_batch.bin").read_bytes())
+    data[:3073] = record.tobytes()
+    (tmp_path / "cifar-10-batches-bin" / "test_batch.bin").write_bytes(bytes(data))
+    dataset = build("cifar10", root=str(tmp_path), max_per_class=0)  # the parent of cifar-10-batches-bin works
+    assert dataset.info.input_shapes == {"image": (3, 32, 32)}
+    assert dataset.info.classes[:3] == ("airplane", "automobile", "bird")
+    item = dataset.split("test")[0]
+    image = item[keys.IMAGE]
+    assert int(item[keys.LABEL]) == 4 and image.shape == (3, 32, 32)
+    assert image[0, 2, 5] == pytest.approx(200 / 255) and image[1, 7, 1] == pytest.approx(100 / 255)
+    assert image[2, 31, 31] == pytest.approx(50 / 255)
+    assert float(image.sum()) == pytest.approx((200 + 100 + 50) / 255, rel=1e-5)
+    second = dataset.split("test")[1]
+    assert int(second[keys.LABEL]) == labels[1]
+    assert torch.equal(second[keys.IMAGE], torch.from_numpy(pixels[1].reshape(3, 32, 32).astype(np.float32) / 255))
+    assert len(dataset.split("train")) + len(dataset.split("val")) == 100 and len(dataset.split("test")) == 20
+    # training items: the stored image, cropped and flipped (the synthetic images' code)
+    position = int(dataset.indices["train"][0])
+    batch, row = divmod(position, 20)
+    original = written[f"data_batch_{batch + 1}.bin"][1][row].reshape(3, 32, 32)
+    plain = build("cifar10", root=str(tmp_path), max_per_class=0, augment=False).split("train")[0][keys.IMAGE]
+    assert torch.equal(plain, torch.from_numpy(original.astype(np.float32) / 255))
+    padded = np.pad(original, ((0, 0), (4, 4), (4, 4)))
+    torch.manual_seed(1)
+    drawn = np.rint(dataset.split("train")[0][keys.IMAGE].numpy() * 255).astype(np.uint8)
+    assert any(np.array_equal(drawn, padded[:, t:t + 32, s:s + 32]) or np.array_equal(drawn, padded[:, t:t + 32, s:s + 32][:, :, ::-1])
+               for t in range(9) for s in range(9))
+    # class names from batches.meta.txt
+    names = [f"class{i}" for i in range(10)]
+    (tmp_path / "cifar-10-batches-bin" / "batches.meta.txt").write_text("\n".join(names) + "\n\n")
+    assert build("cifar10", root=str(tmp_path)).info.classes == tuple(names)
+
+
+def test_cifar10_malformed_batches_name_the_file_and_record(tmp_path):
+    rng = np.random.default_rng(4)
+    write_cifar(tmp_path, rng, per_batch=5)
+    path = tmp_path / "data_batch_3.bin"
+    path.write_bytes(path.read_bytes()[:-10])
+    with pytest.raises(DataFileError, match=r"not a whole number of 3073-byte records.*record 4") as info:
+        build("cifar10", root=str(tmp_path))
+    assert info.value.path == path
+    write_cifar(tmp_path, rng, per_batch=5)
+    data = bytearray((tmp_path / "test_batch.bin").read_bytes())
+    data[2 * 3073] = 10
+    (tmp_path / "test_batch.bin").write_bytes(bytes(data))
+    with pytest.raises(DataFileError, match="record 2 .*label 10") as info:
+        build("cifar10", root=str(tmp_path))
+    assert info.value.path.name == "test_batch.bin"
+    write_cifar(tmp_path, rng, per_batch=5)
+    (tmp_path / "batches.meta.txt").write_text("a\nb\n")
+    with pytest.raises(DataFileError, match="2 class names"):
+        build("cifar10", root=str(tmp_path))
+    (tmp_path / "batches.meta.txt").unlink()
+    (tmp_path / "data_batch_5.bin").unlink()
+    with pytest.raises(FileNotFoundError, match="data_batch_5.bin"):
+        build("cifar10", root=str(tmp_path))

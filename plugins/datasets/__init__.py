@@ -1,8 +1,8 @@
 """Builtin datasets (entry point ``builtin_datasets``)."""
 from harness.hooks import Register, hookimpl
 
-from . import (modelnet40, shapenet_onet, shapenetpart, synthetic_images, synthetic_shapes, synthetic_videos,
-               synthetic_voxels)
+from . import (cifar10, mnist, modelnet40, shapenet_onet, shapenetpart, synthetic_images, synthetic_shapes,
+               synthetic_videos, synthetic_voxels)
 
 
 @hookimpl
@@ -16,3 +16,5 @@ def register_datasets(register: Register) -> None:
     register(synthetic_images.SPEC)
     register(synthetic_videos.SPEC)
     register(synthetic_voxels.SPEC)
+    register(mnist.SPEC)
+    register(cifar10.SPEC)
