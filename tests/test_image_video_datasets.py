@@ -1,11 +1,12 @@
 """The image, video and voxel datasets of issue 4: the synthetic ones (generation, determinism, verified caches,
-difficulty) and the real-format loaders (MNIST idx, CIFAR-10 binary) on files the tests
+difficulty) and the real-format loaders (MNIST idx, CIFAR-10 binary, Kinetics frames + CSV) on files the tests
 write and on the shared MNIST test set."""
 from __future__ import annotations
 
 import functools
 import gzip
 import json
+import logging
 import os
 import subprocess
 import sys
@@ -27,7 +28,7 @@ from harness_plugins.datasets.synthetic_videos.config import SyntheticVideosConf
 from harness_plugins.datasets.synthetic_videos.generate import generate_clips
 
 REAL_MNIST = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "real" / "mnist"
-NEW = ("synthetic_images", "synthetic_videos", "synthetic_voxels", "mnist", "cifar10")
+NEW = ("synthetic_images", "synthetic_videos", "synthetic_voxels", "mnist", "cifar10", "kinetics")
 
 
 @functools.cache
@@ -52,12 +53,12 @@ def test_datasets_are_registered_with_their_capabilities():
     caps = {name: registry().get(Kind.DATASET, name).capabilities for name in NEW}
     assert {n: c.modalities for n, c in caps.items()} == {
         "synthetic_images": ("image",), "synthetic_videos": ("video",), "synthetic_voxels": ("voxels",),
-        "mnist": ("image",), "cifar10": ("image",)}
+        "mnist": ("image",), "cifar10": ("image",), "kinetics": ("video",)}
     assert all(c.targets == ("label",) for c in caps.values())
     assert {n for n, c in caps.items() if c.synthetic} == {"synthetic_images", "synthetic_videos", "synthetic_voxels"}
     assert {n: c.reference_datasets for n, c in caps.items()} == {
         "synthetic_images": ("CIFAR10",), "synthetic_videos": ("Kinetics-400",), "synthetic_voxels": ("ModelNet40",),
-        "mnist": (), "cifar10": ("CIFAR10",)}
+        "mnist": (), "cifar10": ("CIFAR10",), "kinetics": ("Kinetics-400",)}
     for name in NEW:
         assert set(registry().get(Kind.DATASET, name).profiles) == {"smoke", "quick"}
 
@@ -539,3 +540,94 @@ def test_cifar10_malformed_batches_name_the_file_and_record(tmp_path):
     (tmp_path / "data_batch_5.bin").unlink()
     with pytest.raises(FileNotFoundError, match="data_batch_5.bin"):
         build("cifar10", root=str(tmp_path))
+
+
+# ----- Kinetics ----------------------------------------------------------------------------------------------
+
+
+def write_frames(folder: Path, count: int, suffix: str) -> None:
+    from PIL import Image
+
+    folder.mkdir(parents=True)
+    for k in range(count):
+        pixels = np.zeros((20, 24, 3), np.uint8)
+        pixels[..., 0] = 20 * (k + 1)  # frame k is red 20 (k + 1)
+        pixels[..., 1] = 255 - 20 * k
+        Image.fromarray(pixels).save(folder / f"img_{k + 1:05d}{suffix}", quality=95)
+
+
+CSV_HEADER = "label,youtube_id,time_start,time_end,split\n"
+
+
+def write_kinetics(root: Path) -> None:
+    rows = [("abseiling", "aaa", 10, 20, "train"), ("abseiling", "bbb", 0, 10, "train"),
+            ("air drumming", "ccc", 5, 15, "train"), ("air drumming", "ddd", 30, 40, "train"),
+            ("abseiling", "eee", 1, 11, "val"), ("air drumming", "fff", 2, 12, "val"),
+            ("air drumming", "ggg", 3, 13, "train")]  # ggg has no frames
+    (root / "annotations").mkdir(parents=True)
+    (root / "annotations" / "kinetics_400.csv").write_text(
+        CSV_HEADER + "".join(f'"{label}",{vid},{start},{end},{split}\n' for label, vid, start, end, split in rows))
+    frames = root / "frames"
+    write_frames(frames / "train" / "aaa_000010_000020", 8, ".png")
+    write_frames(frames / "train" / "abseiling" / "bbb_000000_000010", 8, ".png")  # with a label level
+    write_frames(frames / "train" / "air_drumming" / "ccc_000005_000015", 5, ".jpg")
+    write_frames(frames / "train" / "ddd_000030_000040", 12, ".jpg")
+    write_frames(frames / "validate" / "eee_000001_000011", 8, ".png")  # the split spelt as in Kinetics' files
+    write_frames(frames / "val" / "fff_000002_000012", 3, ".png")
+
+
+def test_kinetics_reads_frames_and_annotations(tmp_path, caplog):
+    from harness_plugins.datasets.kinetics.dataset import sample_positions
+
+    write_kinetics(tmp_path)
+    with caplog.at_level(logging.WARNING):
+        dataset = build("kinetics", root=str(tmp_path), clip_length=4, frame_size=16, val_fraction=0.5,
+                        max_per_class=0)
+    assert "1 annotated clips have no frame folder" in caplog.text and "ggg_000003_000013" in caplog.text
+    assert dataset.info.classes == ("abseiling", "air drumming")
+    assert dataset.info.input_shapes == {"video": (3, 4, 16, 16)}
+    sizes = {split: len(dataset.split(split)) for split in dataset.info.splits}
+    assert sizes == {"train": 2, "val": 2, "test": 2}
+    test = dataset.split("test")
+    names = [folder.name for folder, _ in dataset.clips["test"]]
+    assert names == ["eee_000001_000011", "fff_000002_000012"]
+    first = test[0]
+    video = first[keys.VIDEO]
+    assert video.shape == (3, 4, 16, 16) and video.dtype == torch.float32 and int(first[keys.LABEL]) == 0
+    # 8 frames, 4 samples at the segment centres: frames 1, 3, 5, 7 (0-based), red 20 (k + 1)
+    assert sample_positions(8, 4, None).tolist() == [1, 3, 5, 7]
+    assert torch.allclose(video[0, :, 5, 5], torch.tensor([40.0, 80.0, 120.0, 160.0]) / 255)
+    short = test[1][keys.VIDEO]  # 3 frames for 4 samples: repeats
+    assert sample_positions(3, 4, None).tolist() == [0, 1, 1, 2]
+    assert torch.allclose(short[0, :, 0, 0], torch.tensor([20.0, 40.0, 40.0, 60.0]) / 255)
+    train = dataset.split("train")
+    for i in range(len(train)):
+        clip = train[i][keys.VIDEO]
+        assert clip.shape == (3, 4, 16, 16) and 0 <= clip.min() and clip.max() <= 1
+    rng = np.random.default_rng(0)
+    drawn = sample_positions(12, 4, rng)
+    assert all(3 * i <= p < 3 * (i + 1) for i, p in enumerate(drawn.tolist()))
+    assert dataset.mesh_path("test", 1) is None
+
+
+def test_kinetics_malformed_annotations_name_the_file_and_line(tmp_path):
+    write_kinetics(tmp_path)
+    path = tmp_path / "annotations" / "kinetics_400.csv"
+    good = path.read_text()
+    path.write_text(good.replace("time_end,", "end,", 1))
+    with pytest.raises(DataFileError, match=r"kinetics_400.csv:1: missing column\(s\) \['time_end'\]"):
+        build("kinetics", root=str(tmp_path))
+    lines = good.splitlines(keepends=True)
+    path.write_text("".join(lines[:3] + ['"abseiling",xyz,ten,20,train\n'] + lines[3:]))
+    with pytest.raises(DataFileError, match=r"kinetics_400.csv:4: time_start 'ten' is not a number") as info:
+        build("kinetics", root=str(tmp_path))
+    assert info.value.path == path and info.value.line == 4
+    path.write_text("".join(lines[:2] + ['"abseiling",xyz,1\n'] + lines[2:]))
+    with pytest.raises(DataFileError, match=r"kinetics_400.csv:3: 3 fields, expected 5"):
+        build("kinetics", root=str(tmp_path))
+    path.write_text(good + '"abseiling",xyz,1,2,holdout\n')
+    with pytest.raises(DataFileError, match=r"kinetics_400.csv:9: unknown split 'holdout'"):
+        build("kinetics", root=str(tmp_path))
+    path.write_text(good)
+    with pytest.raises(FileNotFoundError, match="annotation files"):
+        build("kinetics", root=str(tmp_path), annotations=["missing.csv"])

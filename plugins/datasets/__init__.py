@@ -1,7 +1,7 @@
 """Builtin datasets (entry point ``builtin_datasets``)."""
 from harness.hooks import Register, hookimpl
 
-from . import (cifar10, mnist, modelnet40, shapenet_onet, shapenetpart, synthetic_images, synthetic_shapes,
+from . import (cifar10, kinetics, mnist, modelnet40, shapenet_onet, shapenetpart, synthetic_images, synthetic_shapes,
                synthetic_videos, synthetic_voxels)
 
 
@@ -18,3 +18,4 @@ def register_datasets(register: Register) -> None:
     register(synthetic_voxels.SPEC)
     register(mnist.SPEC)
     register(cifar10.SPEC)
+    register(kinetics.SPEC)
