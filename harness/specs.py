@@ -84,6 +84,14 @@ class BenchVariant:
 
 
 @dataclass(frozen=True)
+class ParetoAxes:
+    """The metrics a protocol's Pareto plot sets against each other."""
+
+    size: str  # x: model size, lower is better
+    quality: tuple[str, ...]  # y: the first of these the results have, higher is better
+
+
+@dataclass(frozen=True)
 class ProtocolCaps:
     roles: tuple[str, ...]  # component kinds it needs, e.g. ("dataset", "encoder", "decoder")
     tasks: tuple[str, ...] = ()  # decoder tasks it accepts (empty: no decoder role)
@@ -94,6 +102,10 @@ class ProtocolCaps:
     primary_metric: str = ""  # leads its leaderboard and its per-class table
     bench: tuple[BenchVariant, ...] = (BenchVariant(),)  # what ``harness bench`` runs
     encodings: tuple[str, ...] = ()  # encoding kinds it accepts from the encoder; empty: any
+    # what its metrics' ``class_name`` holds when it is not a class (e.g. "configuration": one row per bit
+    # configuration evaluated in a run); empty: classes
+    breakdown: str = ""
+    pareto: ParetoAxes | None = None  # a Pareto plot beside its leaderboard
 
 
 Capabilities = EncoderCaps | DecoderCaps | DatasetCaps | CompressorCaps | ProtocolCaps

@@ -38,8 +38,8 @@ def recipe(ctx: RunContext, trainer: str, trainer_config: Any, components: Mappi
     """What decides trained weights; ``components`` maps a role to (spec, config) of each trained part."""
     spec = ctx.registry.get(Kind.PROTOCOL, trainer)
     return {
-        "trainer": [spec.name, spec.version, _plain(trainer_config)],
-        "components": {role: [part_spec.name, part_spec.version, _plain(config)]
+        "trainer": [spec.name, spec.version, _fields(trainer_config, spec.config)],
+        "components": {role: [part_spec.name, part_spec.version, _fields(config, part_spec.config)]
                        for role, (part_spec, config) in sorted(components.items())},
         "dataset": ctx.dataset.info.fingerprint,
         "seed": ctx.seed,
@@ -48,8 +48,15 @@ def recipe(ctx: RunContext, trainer: str, trainer_config: Any, components: Mappi
     }
 
 
-def _plain(config: Any) -> Any:
-    return dataclasses.asdict(config) if dataclasses.is_dataclass(config) else config
+def _fields(config: Any, cls: type) -> Any:
+    """The values of ``cls``'s fields (a Hydra-built config is a subclass with a ``name`` besides)."""
+    if not dataclasses.is_dataclass(config):
+        return config
+    return {f.name: _plain(getattr(config, f.name)) for f in dataclasses.fields(cls)}
+
+
+def _plain(value: Any) -> Any:
+    return dataclasses.asdict(value) if dataclasses.is_dataclass(value) else value
 
 
 def train_once(ctx: RunContext, model: nn.Module, recipe_: Mapping[str, Any], directory: Path,

@@ -16,11 +16,21 @@ HIGHER_IS_BETTER: dict[str, bool | None] = {
     "normal_consistency": True,
     "fscore": True,  # any "fscore@<threshold>"
     "parameters": None,  # descriptive
+    # compression and quantisation
+    "delta": True,  # compressed minus uncompressed score
+    "parameters_change_pct": False,
+    "size_mb": False,
+    "bits": False,
 }
+# a metric measured at another stage of a run keeps its direction: "pre_top1" is top1 before fine-tuning,
+# "baseline_top1" the uncompressed model's, "stage1_iou" a hold-out's pre-training score
+STAGES = ("baseline_", "pre_", "stage1_")
 
 
 def direction(name: str) -> bool | None:
     """True if higher is better, False if lower, None if descriptive or unknown."""
+    for stage in STAGES:
+        name = name.removeprefix(stage)
     return HIGHER_IS_BETTER.get(name.split("@", 1)[0])
 
 

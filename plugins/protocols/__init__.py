@@ -1,7 +1,7 @@
 """Builtin protocols (entry point ``builtin_protocols``)."""
 from harness.hooks import Register, hookimpl
 
-from . import classification, holdout, multitask, reconstruction, segmentation
+from . import classification, compression, holdout, multitask, quantisation, reconstruction, segmentation
 
 
 @hookimpl
@@ -11,3 +11,5 @@ def register_protocols(register: Register) -> None:
     register(segmentation.SPEC)
     register(multitask.SPEC)
     register(holdout.SPEC)
+    register(compression.SPEC)
+    register(quantisation.SPEC)
