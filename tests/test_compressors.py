@@ -25,7 +25,7 @@ from harness_plugins.compressors.dsconv import DSConvConfig
 from harness_plugins.compressors.dsconv.layer import DSConvLayer, dsconv_quantise
 from harness_plugins.compressors.dsconv.layer import build as build_dsconv
 from harness_plugins.compressors.series import (CHEBYSHEV, COSINE, SeriesConv, build_chebconv, build_cosconv,
-                                                chebyshev_init, cosine_init)
+                                                chebyshev_init, cosine_init, fit_gd, separable_basis, series_kernel)
 
 
 # --- a plain, slow BFP reference: one block at a time, exact rational arithmetic -------------------------------
@@ -419,6 +419,23 @@ def test_series_starting_points_follow_the_paper():
     assert COSINE.basis(3, 2)[:, 1].tolist() == pytest.approx([math.cos(0.2 * math.pi), 0.0,
                                                                 math.cos(0.8 * math.pi)], abs=1e-15)
     assert CHEBYSHEV.basis(5, 4)[:, 3].tolist() == pytest.approx([4 * x ** 3 - 3 * x for x in (-1, -.5, 0, .5, 1)])
+
+
+def test_gradient_descent_fit_is_adam_on_each_kernels_mean_squared_error():
+    torch.manual_seed(0)
+    weight = torch.randn(5, 3, 3, 4, dtype=torch.float64)
+    basis = separable_basis(COSINE, (3, 4), 2)
+    start = cosine_init(weight, (5, 3, 2, 2))
+    coefficients = start.clone().requires_grad_(True)
+    optimiser = torch.optim.Adam([coefficients], lr=0.05)
+    schedule = torch.optim.lr_scheduler.CosineAnnealingLR(optimiser, 25)
+    for _ in range(25):
+        loss = (series_kernel(coefficients, basis, (3, 4)) - weight).square().mean(dim=(2, 3)).sum()
+        optimiser.zero_grad()
+        loss.backward()
+        optimiser.step()
+        schedule.step()
+    torch.testing.assert_close(fit_gd(weight, basis, start, 25, 0.05), coefficients.detach(), rtol=1e-12, atol=1e-12)
 
 
 def test_series_layer_keeps_the_convolution_geometry_and_quantises_coefficients():

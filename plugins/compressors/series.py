@@ -110,24 +110,31 @@ def fit_lstsq(weight: torch.Tensor, basis: torch.Tensor, shape: Sequence[int]) -
     return (flat @ torch.linalg.pinv(basis.double()).T).reshape(shape).to(weight.dtype)
 
 
-def fit_gd(weight: torch.Tensor, basis: torch.Tensor, start: torch.Tensor, steps: int, lr: float) -> torch.Tensor:
+def fit_gd(weight: torch.Tensor, basis: torch.Tensor, start: torch.Tensor, steps: int, lr: float,
+           betas: tuple[float, float] = (0.9, 0.999), eps: float = 1e-8) -> torch.Tensor:
     """Coefficients from ``start`` by Adam on the squared error of each kernel, averaged over its k^d points (the
-    paper's eq. 5) and summed over the kernels, which are independent; the learning rate decays to 0 (cosine).
+    paper's eq. 5) and summed over the kernels, which are independent; the learning rate decays to 0 along a
+    cosine over the steps.
 
     The loss is quadratic, so its gradient, 2/k^d (C B^T B - W B) for flattened coefficients C, kernels W and the
-    separable basis B, is computed directly (two small matrices precomputed) rather than by autograd."""
+    separable basis B, is one small matrix product (B^T B and W B precomputed), not autograd; the update is
+    ``torch.optim.Adam``'s (same betas, eps, bias corrections) with ``CosineAnnealingLR``'s rate, written as a few
+    in-place operations because a layer's fit takes hundreds of steps on small tensors."""
     basis = basis.to(weight.dtype)
-    target = weight.detach().reshape(-1, basis.shape[0])
-    gram = basis.T @ basis * (2 / basis.shape[0])
-    projected = target @ basis * (2 / basis.shape[0])
-    coefficients = start.detach().clone().reshape(-1, basis.shape[1])
-    optimiser = torch.optim.Adam([coefficients], lr=lr)
-    schedule = torch.optim.lr_scheduler.CosineAnnealingLR(optimiser, max(steps, 1))
-    for _ in range(steps):
-        coefficients.grad = torch.addmm(projected, coefficients, gram, alpha=1, beta=-1)
-        optimiser.step()
-        schedule.step()
-    coefficients.grad = None
+    scale = 2 / basis.shape[0]
+    gram = basis.T @ basis * scale
+    projected = weight.detach().reshape(-1, basis.shape[0]) @ basis * scale
+    coefficients = start.detach().reshape(-1, basis.shape[1]).clone()
+    first, second = torch.zeros_like(coefficients), torch.zeros_like(coefficients)
+    gradient = torch.empty_like(coefficients)
+    beta1, beta2 = betas
+    for step in range(1, steps + 1):
+        rate = lr * (1 + math.cos(math.pi * (step - 1) / steps)) / 2
+        torch.addmm(projected, coefficients, gram, beta=-1, out=gradient)
+        first.mul_(beta1).add_(gradient, alpha=1 - beta1)
+        second.mul_(beta2).addcmul_(gradient, gradient, value=1 - beta2)
+        denominator = second.sqrt().div_(math.sqrt(1 - beta2 ** step)).add_(eps)
+        coefficients.addcdiv_(first, denominator, value=-rate / (1 - beta1 ** step))
     return coefficients.reshape(start.shape)
 
 
