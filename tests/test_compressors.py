@@ -333,6 +333,10 @@ def test_per_layer_and_per_block_settings_land_on_the_right_layers():
         build_bfp(BFPConfig(bits="1 8 8 8 8 8 8")).compress(Net())
     with pytest.raises(ValueError, match="1 to 8 bits"):
         build_dsconv(DSConvConfig(bits="9")).compress(Net())
+    with pytest.raises(ValueError, match="dsconv: Sequential has no layers to compress .*linear=true"):
+        build_dsconv(DSConvConfig()).compress(nn.Sequential(nn.Linear(3, 4), nn.ReLU(), nn.Linear(4, 2)))
+    with pytest.raises(ValueError, match="cosconv: Sequential has no layers to compress .*kernel size above 1"):
+        build_cosconv(CosConvConfig()).compress(nn.Sequential(nn.Conv2d(3, 4, 1)))
     exempted = Net()
     report = build_bfp(BFPConfig(exempt_first=True, exempt_last=True, layer_types=["Conv2d"])).compress(exempted)
     assert [change.name for change in report.layers] == ["stage1.a", "stage1.b", "stage2.a", "stage2.b"]

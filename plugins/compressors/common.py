@@ -94,6 +94,12 @@ def bfp_activations(x: torch.Tensor, bits: int, block: int, axis: int, exponent_
                                                       exponent_bits=exponent_bits, rounding=rounding))
 
 
+def require_layers(layers: list, model: nn.Module, compressor: str, looked_for: str) -> None:
+    """Compressing nothing would report a compressed model that is the original: an error instead."""
+    if not layers:
+        raise ValueError(f"{compressor}: {type(model).__name__} has no layers to compress ({looked_for})")
+
+
 def bias_bits(bias: torch.Tensor | None) -> int:
     return 0 if bias is None else bias.numel() * FLOAT_BITS
 

@@ -40,7 +40,8 @@ from harness.compression import (FLOAT_BITS, CompressionReport, Layer, compress_
                                  parse_settings)
 from harness.quantisation import bfp_quantise
 
-from .common import DerivedCache, LayerOp, bfp_activations, bias_bits, numel, quantise_ste, tracking
+from .common import (DerivedCache, LayerOp, bfp_activations, bias_bits, numel, quantise_ste, require_layers,
+                     tracking)
 from .series_config import FITS, SeriesConfig
 
 CONV_TYPES = ("Conv1d", "Conv2d", "Conv3d")
@@ -79,12 +80,13 @@ def chebyshev_init(weight: torch.Tensor, shape: Sequence[int]) -> torch.Tensor:
 @dataclass(frozen=True)
 class Family:
     name: str
+    compressor: str
     basis: Callable[[int, int], torch.Tensor]
     init: Callable[[torch.Tensor, Sequence[int]], torch.Tensor]
 
 
-COSINE = Family("cosine", cosine_basis, cosine_init)
-CHEBYSHEV = Family("chebyshev", chebyshev_basis, chebyshev_init)
+COSINE = Family("cosine", "cosconv", cosine_basis, cosine_init)
+CHEBYSHEV = Family("chebyshev", "chebconv", chebyshev_basis, chebyshev_init)
 
 
 def separable_basis(family: Family, kernel: Sequence[int], harmonics: int) -> torch.Tensor:
@@ -223,6 +225,8 @@ class SeriesCompressor:
     def compress(self, model: nn.Module) -> CompressionReport:
         config = self.config
         layers = series_layers(model)
+        require_layers(layers, model, self.family.compressor,
+                       "Conv1d/2d/3d layers with a kernel size above 1 on every axis")
         harmonics = self.settings.assign(layers, "harmonics")
         for layer in layers:
             kernel = tuple(layer.module.weight.shape[2:])

@@ -20,7 +20,8 @@ from harness.compression import (FLOAT_BITS, CompressionReport, compress_layers,
                                  parse_settings)
 from harness.quantisation import ROUNDINGS, bfp_quantise
 
-from ..common import DerivedCache, LayerOp, bfp_activations, bias_bits, numel, quantise_ste, tracking
+from ..common import (DerivedCache, LayerOp, bfp_activations, bias_bits, numel, quantise_ste, require_layers,
+                      tracking)
 from . import BFPConfig
 
 
@@ -89,6 +90,8 @@ class BFPCompressor:
     def compress(self, model: nn.Module) -> CompressionReport:
         config = self.config
         layers = exempt(eligible_layers(model, list(config.layer_types)), config.exempt_first, config.exempt_last)
+        require_layers(layers, model, "bfp", f"layer_types={list(config.layer_types)}, exempt_first="
+                       f"{config.exempt_first}, exempt_last={config.exempt_last}")
         bits = self.settings.assign(layers, "bits")
         low = [name for name, value in bits.items() if value < 2]
         if low:

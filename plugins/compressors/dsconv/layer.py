@@ -36,7 +36,8 @@ from torch.nn import functional as F
 
 from harness.compression import FLOAT_BITS, CompressionReport, compress_layers, eligible_layers, exempt, parse_settings
 
-from ..common import DerivedCache, LayerOp, bfp_activations, bias_bits, numel, quantise_ste, tracking
+from ..common import (DerivedCache, LayerOp, bfp_activations, bias_bits, numel, quantise_ste, require_layers,
+                      tracking)
 from . import DSConvConfig
 
 MAX_BITS = 8
@@ -129,6 +130,9 @@ class DSConvCompressor:
         config = self.config
         types = ["Conv1d", "Conv2d", "Conv3d"] + (["Linear"] if config.linear else [])
         layers = exempt(eligible_layers(model, types), config.exempt_first, last=False)
+        require_layers(layers, model, "dsconv", f"{'/'.join(types)} layers"
+                       + (", the first exempt" if config.exempt_first else "")
+                       + ("" if config.linear else "; Linear layers only with linear=true"))
         bits = self.settings.assign(layers, "bits")
         bad = [name for name, value in bits.items() if not 1 <= value <= MAX_BITS]
         if bad:
