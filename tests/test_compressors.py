@@ -198,6 +198,12 @@ def test_dsconv_one_bit_keeps_the_weights_of_the_largest_ones_sign():
     torch.testing.assert_close(dequantised, torch.tensor([[0.0, -0.85, 0.0, -0.85, 0.0]]))
     with pytest.raises(ValueError, match="1 to 8 bits"):
         dsconv_quantise(w, 9)
+    one_bit = DSConvLayer(nn.Conv1d(4, 2, 3), 1).eval()  # its inputs: BFP at 2 bits, the fewest BFP holds
+    x = torch.randn(1, 4, 7)
+    with torch.no_grad():
+        expected = F.conv1d(bfp_quantise(x, 2, block=32), reference_dsconv_weight(one_bit.weight.double(), 1, 32)
+                            .float(), one_bit.bias)
+        torch.testing.assert_close(one_bit(x), expected)
 
 
 def reference_dsconv_weight(weight: torch.Tensor, bits: int, block: int) -> torch.Tensor:
@@ -241,6 +247,26 @@ def test_dsconv_layer_in_evaluation_is_the_conv_with_independently_quantised_wei
         expected = F.linear(bfp_quantise(tokens, 2, block=4, axis=-1),
                             reference_dsconv_weight(linear.weight.detach().double(), 2, 4).float(), linear.bias)
         torch.testing.assert_close(linear(tokens), expected, rtol=1e-5, atol=1e-6)
+
+
+def test_bfp_layer_in_evaluation_is_the_layer_on_independently_quantised_weights_and_inputs():
+    torch.manual_seed(0)
+    conv = nn.Conv3d(12, 4, 3, padding=1, groups=2)
+    x = torch.randn(2, 12, 5, 5, 5)
+    layer = BFPLayer(conv, 5, block=4, rounding="away").eval()
+    with torch.no_grad():
+        expected = F.conv3d(reference_bfp(x, 5, 4, 1, 7, "away"), reference_bfp(conv.weight, 5, 4, 1, 7, "away"),
+                            conv.bias, padding=1, groups=2)
+        torch.testing.assert_close(layer(x), expected, rtol=1e-5, atol=1e-6)
+    linear = nn.Linear(10, 3)
+    tokens = torch.randn(4, 6, 10)
+    weights_only = BFPLayer(linear, 3, block=8, activations=False).eval()
+    with torch.no_grad():
+        torch.testing.assert_close(weights_only(tokens), F.linear(tokens, reference_bfp(linear.weight, 3, 8),
+                                                                  linear.bias))
+        inputs_only = BFPLayer(linear, 3, block=8, weights=False)
+        torch.testing.assert_close(inputs_only(tokens), F.linear(reference_bfp(tokens, 3, 8, -1), linear.weight,
+                                                                 linear.bias))
 
 
 # --- small models -----------------------------------------------------------------------------------------
