@@ -351,3 +351,15 @@ def test_quick_profiles():
     assert build("resnet_cifar", profile="smoke").depth == 8
     assert build("r3d", profile="quick").encoding.dim == 128
     assert n_params(build("voxnet", profile="quick")) == n_params(build("voxnet", profile=None))
+
+
+def test_benched_on_their_synthetic_dataset_with_the_linear_head():
+    from harness.bench import combinations
+
+    expected = {"resnet_cifar": "synthetic_images", "r3d": "synthetic_videos", "voxnet": "synthetic_voxels",
+                "shapenets_cnn": "synthetic_voxels"}
+    found = [c for c in combinations(REGISTRY) if c.encoder in expected]
+    assert {c.encoder for c in found if c.protocol == "classification"} == set(expected)
+    for combination in found:
+        assert combination.dataset == expected[combination.encoder]
+        assert combination.decoder == "classifier" and "decoder.hidden=0" in combination.variant

@@ -23,7 +23,10 @@ SPEC = ComponentSpec(
     name="r3d",
     factory="harness_plugins.encoders.r3d.model:build",
     config=R3DConfig,
-    capabilities=EncoderCaps(consumes="video", produces="global"),
+    capabilities=EncoderCaps(consumes="video", produces="global",
+                             # benched on the synthetic stand-in for its paper's data, with the paper's
+                             # single linear head
+                             bench_datasets=("synthetic_videos",), bench_heads={"classifier": ("decoder.hidden=0",)}),
     version="1",
     citation='Tran et al., "A Closer Look at Spatiotemporal Convolutions for Action Recognition", CVPR 2018',
     description="R3D-18 (3x7x7 stem with stride (1,2,2), four stages of two 3x3x3 basic blocks with 64/128/256/512 "

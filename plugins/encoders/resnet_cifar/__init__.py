@@ -24,7 +24,10 @@ SPEC = ComponentSpec(
     name="resnet_cifar",
     factory="harness_plugins.encoders.resnet_cifar.model:build",
     config=ResNetCifarConfig,
-    capabilities=EncoderCaps(consumes="image", produces="global"),
+    capabilities=EncoderCaps(consumes="image", produces="global",
+                             # benched on the synthetic stand-in for its paper's data, with the paper's
+                             # single linear head
+                             bench_datasets=("synthetic_images",), bench_heads={"classifier": ("decoder.hidden=0",)}),
     version="1",
     citation='He et al., "Deep Residual Learning for Image Recognition", CVPR 2016 (Section 4.2, CIFAR-10)',
     description="CIFAR ResNet of depth 6n+2 (3x3 stem, three stages of n basic blocks with 16/32/64 channels, "

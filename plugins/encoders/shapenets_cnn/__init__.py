@@ -27,7 +27,10 @@ SPEC = ComponentSpec(
     name="shapenets_cnn",
     factory="harness_plugins.encoders.shapenets_cnn.model:build",
     config=ShapeNetsCNNConfig,
-    capabilities=EncoderCaps(consumes="voxels", produces="global"),
+    capabilities=EncoderCaps(consumes="voxels", produces="global",
+                             # benched on the synthetic stand-in for its paper's data, with the paper's
+                             # single linear head
+                             bench_datasets=("synthetic_voxels",), bench_heads={"classifier": ("decoder.hidden=0",)}),
     version="1",
     citation='Wu et al., "3D ShapeNets: A Deep Representation for Volumetric Shapes", CVPR 2015; Costain, '
              '"Efficient Processing and Representations for 3D Tasks", DPhil thesis, Oxford 2023 (Table 3.3)',

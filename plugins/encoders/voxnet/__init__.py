@@ -25,7 +25,10 @@ SPEC = ComponentSpec(
     name="voxnet",
     factory="harness_plugins.encoders.voxnet.model:build",
     config=VoxNetConfig,
-    capabilities=EncoderCaps(consumes="voxels", produces="global"),
+    capabilities=EncoderCaps(consumes="voxels", produces="global",
+                             # benched on the synthetic stand-in for its paper's data, with the paper's
+                             # single linear head
+                             bench_datasets=("synthetic_voxels",), bench_heads={"classifier": ("decoder.hidden=0",)}),
     version="1",
     citation='Maturana and Scherer, "VoxNet: A 3D Convolutional Neural Network for Real-Time Object Recognition", '
              "IROS 2015",
