@@ -25,7 +25,8 @@ SPEC = ComponentSpec(
     name="resnet18_image",
     factory="harness_plugins.encoders.resnet18_image.model:build",
     config=ResNet18ImageConfig,
-    capabilities=EncoderCaps(consumes="image", produces="global"),
+    # benched on the rendered views of the shapes it reconstructs (ONet's single-view setting)
+    capabilities=EncoderCaps(consumes="image", produces="global", bench_datasets=("synthetic_shapes",)),
     version="1",
     citation=('Mescheder et al., "Occupancy Networks: Learning 3D Reconstruction in Function Space", CVPR 2019; '
               'He et al., "Deep Residual Learning for Image Recognition", CVPR 2016'),

@@ -38,9 +38,13 @@ SPEC = ComponentSpec(
         primary_metric="top1",
         breakdown="configuration",
         pareto=ParetoAxes(size="size_mb", quality=("top1", "iou", "miou")),
+        # uniform bit-widths on every model, and on ResNet-20 (19 convolutions) two non-uniform schemes of
+        # NUQ Table 1's kind: more bits at the start, or at the end
         bench=(BenchVariant(("compressor=dsconv", "compressor.exempt_first=false",
                              "protocol.configurations=['8','4','3','2','8 333333 444444 555555','5 444444 333333 222222']"),
-                            datasets=("synthetic_images",)),),
+                            datasets=("synthetic_images",)),
+               BenchVariant(("compressor=dsconv", "compressor.exempt_first=false",
+                             "protocol.configurations=['8','4','3','2']"), datasets=("synthetic_voxels",))),
     ),
     version="1",
     citation=('Hughes et al., "Finding Non-uniform Quantization Schemes Using Multi-task Gaussian Processes", '
