@@ -19,6 +19,8 @@ key                       shape/dtype   meaning
 ``surface``               [S,3] f32     evaluation only: ground-truth surface points
 ``normals``               [S,3] f32     evaluation only: their unit normals
 ``surface_part``          [S] i64       evaluation only: their part labels
+``surface_semantic``      [S] i64       evaluation only: their semantic labels (-1 = unlabelled)
+``points_semantic``       [N] i64       semantic label of each input point (-1 = unlabelled)
 ``index``                 [] i64        the sample's index within its split
 ========================  ============  =====================================================
 
@@ -47,6 +49,8 @@ IOU_OCCUPANCY = "iou_occupancy"
 SURFACE = "surface"
 NORMALS = "normals"
 SURFACE_PART = "surface_part"
+SURFACE_SEMANTIC = "surface_semantic"
+POINTS_SEMANTIC = "points_semantic"
 INDEX = "index"
 
 IGNORE_INDEX = -1
@@ -63,6 +67,7 @@ class DatasetInfo:
     classes: tuple[str, ...]
     parts: tuple[str, ...] = ()  # global part vocabulary (index = part label)
     parts_per_class: dict[str, tuple[int, ...]] = field(default_factory=dict)  # class -> its part ids
+    semantic_classes: tuple[str, ...] = ()  # per-point semantic vocabulary of scenes (index = semantic label)
     splits: tuple[str, ...] = SPLITS
     fingerprint: str = ""
     # modality -> the shape of one sample's input, e.g. {"image": (1, 28, 28)}: encoders size their stems from it
