@@ -1,7 +1,7 @@
 """Builtin encoders (entry point ``builtin_encoders``)."""
 from harness.hooks import Register, hookimpl
 
-from . import pointnet, r3d, resnet18_image, resnet_cifar, shapenets_cnn, voxnet
+from . import ndf, point_transformer, pointnet, r3d, resnet18_image, resnet_cifar, shapenets_cnn, voxnet
 
 
 @hookimpl
@@ -13,3 +13,5 @@ def register_encoders(register: Register) -> None:
     register(r3d.SPEC)
     register(voxnet.SPEC)
     register(shapenets_cnn.SPEC)
+    register(point_transformer.SPEC)
+    register(ndf.SPEC)
