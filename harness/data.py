@@ -7,7 +7,7 @@ key                       shape/dtype   meaning
 ========================  ============  =====================================================
 ``points``                [N,3] f32     encoder input point cloud (noisy surface samples)
 ``points_part``           [N] i64       part label of each input point (the conventional per-point task)
-``image``                 [3,H,W] f32   encoder input image, values in [0, 1]
+``image``                 [C,H,W] f32   encoder input image, values in [0, 1] (C = 3, or 1 for grey datasets)
 ``voxels``                [1,R,R,R] f32 encoder input occupancy grid
 ``video``                 [3,T,H,W] f32 encoder input clip
 ``query``                 [M,3] f32     query points for implicit targets
