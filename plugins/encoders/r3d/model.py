@@ -15,34 +15,12 @@ from harness.data import DatasetInfo
 from harness.encoding import EncodingInfo
 
 from ..input_shapes import input_shape
+from ..residual import BasicBlock
 from . import R3DConfig
 
 NAME = "r3d"
 STAGE_STRIDES = (1, 2, 2, 2)
 BLOCKS_PER_STAGE = 2
-
-
-class BasicBlock3d(nn.Module):
-    """Two 3x3x3 conv + BN layers around a shortcut: the identity, or a strided 1x1x1 conv + BN projection where
-    the shape changes."""
-
-    def __init__(self, channels_in: int, channels_out: int, stride: int) -> None:
-        super().__init__()
-        self.conv1 = nn.Conv3d(channels_in, channels_out, 3, stride=stride, padding=1, bias=False)
-        self.bn1 = nn.BatchNorm3d(channels_out)
-        self.conv2 = nn.Conv3d(channels_out, channels_out, 3, padding=1, bias=False)
-        self.bn2 = nn.BatchNorm3d(channels_out)
-        self.relu = nn.ReLU(inplace=True)
-        self.downsample = None
-        if stride != 1 or channels_in != channels_out:
-            self.downsample = nn.Sequential(nn.Conv3d(channels_in, channels_out, 1, stride=stride, bias=False),
-                                            nn.BatchNorm3d(channels_out))
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        out = self.relu(self.bn1(self.conv1(x)))
-        out = self.bn2(self.conv2(out))
-        shortcut = x if self.downsample is None else self.downsample(x)
-        return self.relu(out + shortcut)
 
 
 class R3D18(nn.Module):
@@ -63,7 +41,7 @@ class R3D18(nn.Module):
         channels = base_width
         for stage, stride in enumerate(STAGE_STRIDES, start=1):
             width = base_width * 2 ** (stage - 1)
-            blocks = [BasicBlock3d(channels if b == 0 else width, width, stride if b == 0 else 1)
+            blocks = [BasicBlock(channels if b == 0 else width, width, stride if b == 0 else 1, dims=3)
                       for b in range(BLOCKS_PER_STAGE)]
             self.add_module(f"layer{stage}", nn.Sequential(*blocks))
             channels = width

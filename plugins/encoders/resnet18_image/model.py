@@ -11,6 +11,7 @@ from torch import nn
 from harness.data import DatasetInfo
 from harness.encoding import EncodingInfo
 
+from ..residual import BasicBlock
 from . import ResNet18ImageConfig
 
 # ImageNet statistics: inputs are normalised with them so that ImageNet-trained weights fit
@@ -19,28 +20,6 @@ IMAGENET_STD = (0.229, 0.224, 0.225)
 STAGE_STRIDES = (1, 2, 2, 2)
 BLOCKS_PER_STAGE = 2
 NAME = "resnet18_image"
-
-
-class BasicBlock(nn.Module):
-    """Two 3x3 conv + BN layers around a shortcut: the identity, or a strided 1x1 conv + BN projection where the
-    shape changes."""
-
-    def __init__(self, channels_in: int, channels_out: int, stride: int) -> None:
-        super().__init__()
-        self.conv1 = nn.Conv2d(channels_in, channels_out, 3, stride=stride, padding=1, bias=False)
-        self.bn1 = nn.BatchNorm2d(channels_out)
-        self.conv2 = nn.Conv2d(channels_out, channels_out, 3, padding=1, bias=False)
-        self.bn2 = nn.BatchNorm2d(channels_out)
-        self.relu = nn.ReLU(inplace=True)
-        self.downsample = None
-        if stride != 1 or channels_in != channels_out:
-            self.downsample = nn.Sequential(nn.Conv2d(channels_in, channels_out, 1, stride=stride, bias=False),
-                                            nn.BatchNorm2d(channels_out))
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        out = self.bn2(self.conv2(self.relu(self.bn1(self.conv1(x)))))
-        shortcut = x if self.downsample is None else self.downsample(x)
-        return self.relu(out + shortcut)
 
 
 class ResNet18Backbone(nn.Module):
