@@ -46,13 +46,16 @@ class TaskProtocol:
         raise NotImplementedError
 
     # ----- shared --------------------------------------------------------------------------------
+    def recipe(self, ctx: RunContext) -> dict[str, Any]:
+        """What decides the weights this protocol trains for the run's encoder and decoder."""
+        parts = {role: (ctx.specs[role], ctx.config(role)) for role in ("encoder", "decoder")}
+        return recipe(ctx, self.name, self.config, parts)
+
     def trained_model(self, ctx: RunContext) -> tuple[nn.Module, float]:
         """The run's model with trained weights (reused when this recipe was trained before) and its best
         validation score."""
         model = self.build_model(ctx)
-        parts = {role: (ctx.specs[role], ctx.config(role)) for role in ("encoder", "decoder")}
-        best = train_once(ctx, model, recipe(ctx, self.name, self.config, parts), ctx.run_dir,
-                          lambda directory: self.train(model, ctx, directory))
+        best = train_once(ctx, model, self.recipe(ctx), ctx.run_dir, lambda directory: self.train(model, ctx, directory))
         return model, best
 
     def run(self, ctx: RunContext) -> list[Metric]:

@@ -62,6 +62,7 @@ def test_compression_starts_from_the_task_protocols_own_model_and_an_exact_serie
     assert exact[("baseline_top1", None)] == classified[("top1", None)]
     assert exact[("pre_top1", None)] == exact[("baseline_top1", None)] == exact[("top1", None)]
     assert exact[("delta", None)] == 0.0
+    assert ("control_top1", None) not in exact  # nothing fine-tuned, nothing to control for
     # one training, shared: both run folders hold the same cached weights file
     assert os.stat(f"{run_dir(home, 'classification')}/model.pt").st_ino == os.stat(
         f"{run_dir(home, 'compression')}/model.pt").st_ino
@@ -80,6 +81,9 @@ def test_compression_accounts_parameters_and_size_exactly(run):
     assert compressed[("size_mb", None)] == pytest.approx(after * 4 / 2 ** 20)
     assert compressed[("baseline_size_mb", None)] == pytest.approx(before * 4 / 2 ** 20)
     assert compressed[("delta", None)] == pytest.approx(compressed[("top1", None)] - compressed[("baseline_top1", None)])
+    # the control: the uncompressed model fine-tuned by the same schedule
+    assert compressed[("delta_control", None)] == pytest.approx(
+        compressed[("top1", None)] - compressed[("control_top1", None)])
 
 
 def test_compression_from_a_checkpoint_and_a_clear_error_when_it_does_not_fit(run, home, tmp_path):

@@ -18,13 +18,15 @@ HIGHER_IS_BETTER: dict[str, bool | None] = {
     "parameters": None,  # descriptive
     # compression and quantisation
     "delta": True,  # compressed minus uncompressed score
+    "delta_control": True,  # compressed minus the uncompressed model fine-tuned alike
     "parameters_change_pct": False,
     "size_mb": False,
     "bits": False,
 }
 # a metric measured at another stage of a run keeps its direction: "pre_top1" is top1 before fine-tuning,
-# "baseline_top1" the uncompressed model's, "stage1_iou" a hold-out's pre-training score
-STAGES = ("baseline_", "pre_", "stage1_")
+# "baseline_top1" the uncompressed model's, "control_top1" the uncompressed model's after the same
+# fine-tuning, "stage1_iou" a hold-out's pre-training score
+STAGES = ("baseline_", "control_", "pre_", "stage1_")
 
 
 def direction(name: str) -> bool | None:

@@ -1,27 +1,33 @@
 """The compression protocol: baseline -> compress -> fine-tune, each stage scored by the task's own protocol."""
 from __future__ import annotations
 
+import copy
 import dataclasses
 import json
 import pickle
 from pathlib import Path
+from typing import Any
 
 from torch import nn
 
 from harness.compression import CompressionReport
+from harness.datacache import sha256_file
 from harness.metrics.directions import metric
 from harness.runner import RunContext
 from harness.store import Metric
 from harness.task_protocol import TaskProtocol, task_protocol
+from harness.trained import train_once
 from harness.training import load_checkpoint
+from harness.training_config import TrainingConfig
 
 from . import BaselineConfig, CompressionConfig
 
 
-def baseline_model(ctx: RunContext, task: TaskProtocol, config: BaselineConfig) -> nn.Module:
-    """The uncompressed model: loaded from ``config.checkpoint``, or trained by the task's protocol."""
+def baseline_model(ctx: RunContext, task: TaskProtocol, config: BaselineConfig) -> tuple[nn.Module, dict[str, Any]]:
+    """The uncompressed model, loaded from ``config.checkpoint`` or trained by the task's protocol, and what
+    decides its weights (the checkpoint's checksum, or the training recipe)."""
     if not config.checkpoint:
-        return task.trained_model(ctx)[0]
+        return task.trained_model(ctx)[0], task.recipe(ctx)
     model = task.build_model(ctx)
     path = Path(config.checkpoint).expanduser()
     if not path.is_file():
@@ -34,7 +40,7 @@ def baseline_model(ctx: RunContext, task: TaskProtocol, config: BaselineConfig) 
         raise ValueError(f"protocol.checkpoint={config.checkpoint!r} does not fit the {task.name} model of "
                          f"encoder {ctx.specs['encoder'].name} and decoder {ctx.specs['decoder'].name}: "
                          f"{str(exc).splitlines()[0]}") from exc
-    return model
+    return model, {"checkpoint": sha256_file(path), "task": task.recipe(ctx)}
 
 
 def save_report(report: CompressionReport, path: Path) -> None:
@@ -49,22 +55,37 @@ class CompressionProtocol:
     def run(self, ctx: RunContext) -> list[Metric]:
         cfg = self.config
         task = task_protocol(ctx)
-        model = baseline_model(ctx, task, cfg)
+        model, origin = baseline_model(ctx, task, cfg)
         baseline = task.score(model, ctx, "test")
+        metrics = [metric("test", f"baseline_{task.selection}", baseline)]
+        finetuning = self.finetuning(task)
+        if finetuning is not None:  # the control: the uncompressed model fine-tuned by the same schedule
+            control = copy.deepcopy(model)
+            train_once(ctx, control, {"control_of": origin, "schedule": dataclasses.asdict(finetuning.config)},
+                       ctx.run_dir / "control", lambda directory: finetuning.train(control, ctx, directory))
+            control_score = task.score(control, ctx, "test")
+            metrics.append(metric("test", f"control_{task.selection}", control_score))
         report = ctx.build("compressor").compress(model)
         model.to(ctx.device)
         save_report(report, ctx.run_dir / "compression.json")
-        pre = task.score(model, ctx, "test")
-        metrics = [metric("test", f"baseline_{task.selection}", baseline), metric("test", f"pre_{task.selection}", pre)]
-        if cfg.steps > 0:
-            schedule = {f.name: getattr(cfg, f.name) for f in dataclasses.fields(cfg) if hasattr(task.config, f.name)}
-            finetuning = type(task)(dataclasses.replace(task.config, **schedule))
+        metrics.append(metric("test", f"pre_{task.selection}", task.score(model, ctx, "test")))
+        if finetuning is not None:
             metrics.append(metric("val", task.selection, finetuning.train(model, ctx, ctx.run_dir / "finetune")))
         post = task.evaluate(model, ctx)
         score = next(m.value for m in post if m.name == task.selection and m.class_name is None)
+        if finetuning is not None:
+            metrics.append(metric("test", "delta_control", score - control_score))
         return metrics + post + [
             metric("test", "delta", score - baseline),
             metric("test", "parameters", report.after.parameters),
             metric("test", "parameters_change_pct", report.parameter_change_pct),
             metric("test", "size_mb", report.after.megabytes),
             metric("test", "baseline_size_mb", report.before.megabytes)]
+
+    def finetuning(self, task: TaskProtocol) -> TaskProtocol | None:
+        """The task's protocol with this protocol's schedule (None when there is no fine-tuning)."""
+        cfg = self.config
+        if cfg.steps <= 0:
+            return None
+        schedule = {f.name: getattr(cfg, f.name) for f in dataclasses.fields(TrainingConfig)}
+        return type(task)(dataclasses.replace(task.config, **schedule))
