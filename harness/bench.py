@@ -59,16 +59,18 @@ def combinations(registry: Registry, datasets: Sequence[ComponentSpec] | None = 
                     for variant in protocol.capabilities.bench:
                         parts = {"dataset": dataset, "encoder": encoder, "decoder": decoder,
                                  "compressor": _chosen(registry, Kind.COMPRESSOR, variant.overrides)}
-                        if _admits(variant, dataset, encoder) and not mismatches(protocol, parts):
+                        if _admits(variant, dataset, encoder, decoder) and not mismatches(protocol, parts):
                             head = encoder.capabilities.bench_heads.get(decoder.name, ()) if decoder else ()
                             yield Combination(protocol.name, dataset.name, encoder.name,
                                               decoder.name if decoder else None, tuple(head) + variant.overrides)
 
 
-def _admits(variant: BenchVariant, dataset: ComponentSpec, encoder: ComponentSpec) -> bool:
+def _admits(variant: BenchVariant, dataset: ComponentSpec, encoder: ComponentSpec,
+            decoder: ComponentSpec | None) -> bool:
     return ((not variant.inputs or encoder.capabilities.consumes in variant.inputs)
             and set(variant.targets) <= set(dataset.capabilities.targets)
-            and (not variant.datasets or dataset.name in variant.datasets))
+            and (not variant.datasets or dataset.name in variant.datasets)
+            and (not variant.tasks or decoder is None or decoder.capabilities.task in variant.tasks))
 
 
 def _chosen(registry: Registry, kind: Kind, overrides: Sequence[str]) -> ComponentSpec | None:

@@ -81,6 +81,7 @@ class BenchVariant:
     inputs: tuple[str, ...] = ()  # encoder input modalities it runs with; empty: every compatible encoder
     targets: tuple[str, ...] = ()  # dataset targets it needs beyond what the roles check (e.g. a task set's)
     datasets: tuple[str, ...] = ()  # the synthetic datasets it runs on; empty: every compatible one
+    tasks: tuple[str, ...] = ()  # the decoder tasks it runs with; empty: every compatible decoder
 
 
 @dataclass(frozen=True)

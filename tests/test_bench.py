@@ -48,3 +48,37 @@ def test_variants_multiply_combinations_and_respect_input_modalities():
     ]
     assert Combination("multi", "shapes", "cloud", None, ("protocol.tasks=[a]",)).overrides() == [
         "protocol=multi", "dataset=shapes", "encoder=cloud", "protocol.tasks=[a]"]
+
+
+def test_variants_filter_by_targets_datasets_and_tasks_and_encoders_bring_their_head_overrides():
+    specs = [
+        spec(Kind.DATASET, "shapes", DatasetCaps(modalities=("points",), targets=("occupancy", "label"),
+                                                 synthetic=True)),
+        spec(Kind.DATASET, "voxels", DatasetCaps(modalities=("voxels",), targets=("label",), synthetic=True)),
+        spec(Kind.ENCODER, "cloud", EncoderCaps(consumes="points", produces="global")),
+        spec(Kind.ENCODER, "vox", EncoderCaps(consumes="voxels", produces="global", bench_datasets=("voxels",),
+                                              bench_heads={"cls": ("decoder.hidden=0",)})),
+        spec(Kind.ENCODER, "vox2", EncoderCaps(consumes="voxels", produces="global", bench_datasets=("other",))),
+        spec(Kind.DECODER, "occ", DecoderCaps(consumes=("global",), task="occupancy")),
+        spec(Kind.DECODER, "cls", DecoderCaps(consumes=("global",), task="classification")),
+        spec(Kind.PROTOCOL, "squeeze", ProtocolCaps(roles=("dataset", "encoder", "decoder"),
+                                                    tasks=("occupancy", "classification"), bench=(
+            BenchVariant(("a",), datasets=("voxels",)), BenchVariant(("b",), tasks=("occupancy",))))),
+        spec(Kind.PROTOCOL, "multi", ProtocolCaps(roles=("dataset", "encoder"), bench=(
+            BenchVariant(("c",), targets=("occupancy", "label")),))),
+    ]
+
+    def register_all(kind):
+        return lambda register: [register(s) for s in specs if s.kind == kind]
+
+    registry = Registry()
+    registry.add_plugin(plugin(register_datasets=register_all(Kind.DATASET), register_encoders=register_all(Kind.ENCODER),
+                               register_decoders=register_all(Kind.DECODER),
+                               register_protocols=register_all(Kind.PROTOCOL)), PluginInfo("p", "p"))
+    assert list(combinations(registry)) == [
+        Combination("multi", "shapes", "cloud", None, ("c",)),  # voxels lack occupancy targets
+        Combination("squeeze", "shapes", "cloud", "occ", ("b",)),  # only occupancy decoders for variant b
+        Combination("squeeze", "voxels", "vox", "cls", ("decoder.hidden=0", "a")),  # vox2 is benched elsewhere
+    ]
+    assert Combination("multi", "shapes", "cloud", None, ("protocol.tasks=[a]",)).overrides() == [
+        "protocol=multi", "dataset=shapes", "encoder=cloud", "protocol.tasks=[a]"]

@@ -47,7 +47,7 @@ SPEC = ComponentSpec(
                BenchVariant(("compressor=chebconv", "compressor.harmonics='3,3,3,2'"), datasets=("synthetic_images",)),
                BenchVariant(("compressor=dsconv", "compressor.bits=4"), datasets=("synthetic_images",)),
                BenchVariant(("compressor=bfp", "compressor.bits=6"), datasets=("synthetic_shapes",),
-                            inputs=("points",))),
+                            inputs=("points",), tasks=("occupancy",))),
     ),
     version="1",
     citation=('Hughes et al., "Approximating Continuous Convolutions for Deep Network Compression", BMVC 2022; '
