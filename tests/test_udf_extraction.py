@@ -290,7 +290,7 @@ def test_distance_only_screening_and_gradient_fallbacks():
     def torch_sphere(x):
         return (x.norm(dim=1) - RADIUS).abs()
 
-    ag_v, ag_f = extract_udf_mesh(autograd_field(torch_sphere), resolution)
+    ag_v, ag_f = extract_udf_mesh(autograd_field(torch_sphere), resolution, udf=ue.torch_distance(torch_sphere))
     sp_v, sp_f = extract_udf_mesh(sphere_field, resolution)
     assert canonical_triangles(ag_v, ag_f) == canonical_triangles(sp_v, sp_f)
     p = np.random.default_rng(0).uniform(-0.5, 0.5, (50, 3)).astype(np.float32)

@@ -16,10 +16,12 @@ corner's gradient with a reference corner's gradient tells whether the two corne
    learned fields); far cells are skipped, which also keeps the medial axis (where gradients diverge
    too, e.g. at a sphere's centre) out of the mesh unless it comes within ``threshold`` of the surface.
 3. Gradients are needed only at the corners of active cells. In every active cell the reference corner
-   (``reference="min"``, the default: the corner of smallest distance, which is the one closest to the
-   surface and whose gradient direction is the best defined in the cell; ``reference="first"``: the
-   cell's corner 0) gets pseudo-sign +1 and every corner gets ``sign(<g_corner, g_reference>)`` (a zero
-   dot product counts as +1). The pseudo-signed values ``s_i * d_i`` are what marching cubes sees.
+   gets pseudo-sign +1 and every corner gets ``sign(<g_corner, g_reference>)`` (a zero dot product
+   counts as +1). The pseudo-signed values ``s_i * d_i`` are what marching cubes sees. The paper does not
+   spell out which corner is the reference; ``reference="min"`` (default) takes the corner of smallest
+   distance, the one nearest the surface, ``reference="first"`` the cell's corner 0. For an exact UDF
+   both give the same partition of the corners (only the polarity differs, which can split an ambiguous
+   face the other way); for a learned field they can differ where gradients are noisy.
 4. Marching cubes runs on every active cell *independently* (a grid point shared by several cells may
    carry different pseudo-signs in each of them, since each cell's signs are only defined relative to its
    own reference) and the triangles are merged into one mesh.
@@ -28,7 +30,7 @@ Why the vectorised polygonisation (:func:`polygonise_cells`) is exact: marching 
 function of the 8 corner values; a cell's case index is the bit mask of its negative corners, the case
 table lists its triangles as triples of cell edges, and a vertex lies on each crossed edge at the linear
 zero of the two endpoint values. All of that is array arithmetic over the ``[A, 8]`` value array of the
-``A`` active cells (case index by a weighted sum of the sign bits, triangle edges by one gather from a
+``A`` active cells (case index by packing the 8 sign bits, triangle edges by one gather from a
 ``[256, 5, 3]`` table after repeating each cell by its triangle count), so no Python loop over cells is
 needed. The per-cell loop :func:`mesh_udf_grid_per_cell` (kept for tests and the benchmark) computes the
 same triangles one cell at a time.
@@ -38,8 +40,17 @@ the pseudo-signs of the two endpoints differ in that cell, so the vertex sits at
 ``t = d_0 / (d_0 + d_1)`` whatever the cell's sign polarity: every cell that puts a vertex on an edge
 puts it at the same point, and vertices are shared through the global edge id. Where two neighbouring
 cells disagree about an edge (one crosses it, the other not) only one of them has a vertex there, so the
-UDF mesh can have small cracks, as in the published method. Triangles whose area is exactly zero (a
-vertex on a grid point with ``d = 0`` makes two vertices coincide) are removed.
+UDF mesh can have small cracks (inherent to per-cell pseudo-signs). Triangles whose area is exactly zero
+(a vertex on a grid point with ``d = 0`` makes two vertices coincide) are removed.
+
+Known limitations of the method, visible on analytic fields: a surface passing exactly through grid
+points (``d = 0`` there, gradient undefined or zero) gives no sign change and is missed; at sharp
+features (a box's edges) corners near different faces have orthogonal gradients, so a few faces are
+missing along the edge and a few spurious ones follow the bisector inside; beyond the border of an open
+surface the gradients above and below diverge too, which adds a "brim" of up to about one voxel. Two
+optional filters (off by default; neither is part of the published method) address the last two:
+``max_edge_ratio`` (an exact necessary condition for a crossing, no extra evaluation) and
+``max_vertex_distance`` (evaluates the field at the vertices); see :func:`extract_udf_mesh`.
 
 Orientation: within a cell the triangles face the pseudo-positive side, but the polarity of each cell is
 arbitrary (a UDF has no inside), so face winding is **not** consistent across cells; use unoriented
@@ -60,8 +71,11 @@ are kept, new samples are drawn around them with Gaussian noise and projected th
 points have been collected.
 
 Fields: a *field* is a callable mapping float32 points ``[P, 3]`` to ``(distance [P], gradient [P, 3])``.
-:func:`autograd_field` wraps a torch UDF network (gradients by autograd), :func:`finite_difference_field`
-wraps a distance-only callable (central differences, one batched call of ``7P`` points).
+:func:`autograd_field` wraps a torch UDF network (gradients by autograd) and :func:`torch_distance` the
+same network without gradients (for the cheap full-grid pass, ``udf=``); :func:`finite_difference_field`
+wraps a distance-only callable (central differences, one batched call of ``7P`` points). A protocol
+meshes a scene with e.g. ``extract_udf_mesh(autograd_field(f), 256, udf=torch_distance(f))`` where
+``f(points [P,3] tensor) -> [P]`` runs the encoder-conditioned decoder in evaluation mode.
 """
 from __future__ import annotations
 
@@ -87,6 +101,7 @@ __all__ = [
     "mesh_udf_grid_per_cell",
     "polygonise_cells",
     "project_to_surface",
+    "torch_distance",
 ]
 
 # Cube corner c sits at offset (c & 1, (c >> 1) & 1, (c >> 2) & 1) along (x, y, z) = array axes (0, 1, 2).
@@ -209,6 +224,19 @@ def autograd_field(udf, device="cpu") -> Field:
     return field
 
 
+def torch_distance(udf, device="cpu") -> Distance:
+    """Wrap the same torch callable as a distance-only function (``torch.no_grad``), for the ``udf=``
+    screening pass of :func:`extract_udf_mesh` over the whole grid."""
+    import torch
+
+    def distance(points: np.ndarray) -> np.ndarray:
+        with torch.no_grad():
+            x = torch.as_tensor(np.asarray(points, dtype=np.float32), device=device)
+            return udf(x).reshape(-1).cpu().numpy().astype(np.float32)
+
+    return distance
+
+
 def _call(field: Field, points: np.ndarray, batch_points: int) -> tuple[np.ndarray, np.ndarray]:
     """``field`` on ``points`` in batches, as (float32 [P], float32 [P, 3])."""
     if len(points) == 0:
@@ -291,7 +319,7 @@ def evaluate_udf_grid(
     n = resolution + 1
     total = n**3
     distance = np.empty(total, dtype=np.float32)
-    slot = np.full(total, -1, dtype=np.int32 if 3 * total < 2**31 else np.int64)
+    slot = np.full(total, -1, dtype=np.int32 if total < 2**31 else np.int64)
     grid = UDFGrid(distance, resolution, lo, voxel, slot, np.zeros((0, 3), np.float32), field, batch_points)
     kept: list[np.ndarray] = []
     n_kept = 0
