@@ -1,8 +1,8 @@
 """Builtin datasets (entry point ``builtin_datasets``)."""
 from harness.hooks import Register, hookimpl
 
-from . import (cifar10, kinetics, mnist, modelnet40, shapenet_onet, shapenetpart, synthetic_images, synthetic_shapes,
-               synthetic_videos, synthetic_voxels)
+from . import (cifar10, kinetics, mnist, modelnet40, s3dis, scannet, scenenn, shapenet_onet, shapenetpart,
+               synthetic_images, synthetic_rooms, synthetic_shapes, synthetic_videos, synthetic_voxels)
 
 
 @hookimpl
@@ -19,3 +19,7 @@ def register_datasets(register: Register) -> None:
     register(mnist.SPEC)
     register(cifar10.SPEC)
     register(kinetics.SPEC)
+    register(synthetic_rooms.SPEC)
+    register(scannet.SPEC)
+    register(s3dis.SPEC)
+    register(scenenn.SPEC)
