@@ -17,9 +17,11 @@ unit cube (centred on its bounding box, divided by its largest extent, so the lo
 The counts are fixed, so items batch: a point-only scene with fewer points than asked for is sampled with
 replacement (e.g. a ScanNet scene of 80k vertices for 100k surface points repeats some).
 
-Cache layout: ``<cache_dir>/<dataset>/<fingerprint>/<split>/<index>.npz`` (every array of one scene) and, for
-mesh scenes, ``<split>/<index>.ply`` (the normalised mesh, ``mesh_path``), verified by
-:func:`harness.datacache.ensure_cache`.
+Cache layout: ``<cache_dir>/<dataset>/<fingerprint>/<split>/<index>.npz`` (every array of one scene: ``points``,
+``points_semantic``, ``query``, ``query_group``, ``udf``, ``semantic``, ``surface``, ``surface_semantic``, ``loc``
+and ``scale`` with original = normalised * scale + loc, ``face_semantic`` for mesh scenes, and what a dataset adds)
+and, for mesh scenes, ``<split>/<index>.ply`` (the normalised mesh, ``mesh_path``), verified by
+:func:`harness.datacache.ensure_cache`. Labels are stored as int16 (-1 = ignore).
 
 Items (:class:`SceneSplit`): ``points`` [input_points,3] and ``points_semantic``, ``query`` [query_points,3]
 with ``udf`` and ``semantic``, ``surface`` [eval_surface_points,3] with ``surface_semantic``, ``index``.
