@@ -1,7 +1,7 @@
 """Builtin decoders (entry point ``builtin_decoders``)."""
 from harness.hooks import Register, hookimpl
 
-from . import classifier, joint, occupancy, point_segmentation, segmentation
+from . import classifier, contextualiser, joint, occupancy, point_segmentation, segmentation, semantic, udf
 
 
 @hookimpl
@@ -11,3 +11,6 @@ def register_decoders(register: Register) -> None:
     register(segmentation.SPEC)
     register(joint.SPEC)
     register(point_segmentation.SPEC)
+    register(udf.SPEC)
+    register(semantic.SPEC)
+    register(contextualiser.SPEC)

@@ -28,7 +28,7 @@ class UDFConfig:
     attention_hidden: int = 32  # hidden width of the attention score MLP; 0: a single Linear to the score
     hidden: list[int] = field(default_factory=lambda: [128, 64])  # distance MLP widths (``points`` path)
     grid_hidden: list[int] = field(default_factory=lambda: [512, 256, 256])  # 1x1 conv widths (``grid`` path)
-    output_bias: float = 0.05  # initial bias of the final layer: a positive start so the ReLU output is not dead
+    output_bias: float = 0.05  # initial output (final layer: zero weights, this bias): inside (0, clamp 0.1)
     knn_chunk: int = 512  # queries per kNN chunk (memory: at most chunk x N distances)
 
 

@@ -1,0 +1,67 @@
+"""The UDF decoders: (query [B, M, 3], encoding) -> unsigned distances [B, M] (>= 0, ReLU output).
+
+- :class:`PointUDF` (``points`` encodings): :class:`~harness_plugins.decoders.attentive.PointQueryHead` with one
+  output, through a ReLU.
+- :class:`GridUDF` (``grid`` encodings, NDF): the feature volumes sampled at the query and its 6 displaced
+  copies (:func:`harness_plugins.encoders.ndf.sampling.sample_features`, [B, M, F]), then 1x1 convolutions over
+  the M queries, Conv1d(F, 512) -> 256 -> 256 -> 1, a ReLU after every one (the last makes the distance
+  non-negative), as NDF's decoder (Chibane et al. 2020).
+"""
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from harness.data import DatasetInfo
+from harness.encoding import EncodingInfo, check_encoding
+from harness_plugins.encoders.ndf.sampling import sample_features
+
+from ..attentive import PointQueryHead
+from . import SPEC, UDFConfig
+
+
+def start_inside(layer: nn.Module, bias: float) -> None:
+    """Initialise the last layer to output ``bias`` everywhere (zero weights): every prediction then starts in
+    (0, 0.1), where both the ReLU output and the clamped loss pass gradients. With the default initialisation a
+    prediction can start below 0 (ReLU: no gradient) or above the loss's clamp (clamp: no gradient), and a
+    network whose predictions all start there never trains."""
+    nn.init.zeros_(layer.weight)
+    nn.init.constant_(layer.bias, float(bias))
+
+
+class PointUDF(nn.Module):
+    def __init__(self, feature_dim: int, config: UDFConfig) -> None:
+        super().__init__()
+        self.head = PointQueryHead(feature_dim, 1, list(config.hidden), config.neighbours,
+                                   config.position_channels, config.attention_hidden, config.knn_chunk)
+        start_inside(self.head.mlp[-1], config.output_bias)
+
+    def forward(self, query: torch.Tensor, encoding: tuple[torch.Tensor, torch.Tensor]) -> torch.Tensor:
+        return torch.relu(self.head(query, encoding).squeeze(-1))
+
+
+class GridUDF(nn.Module):
+    def __init__(self, feature_dim: int, config: UDFConfig) -> None:
+        super().__init__()
+        layers: list[nn.Module] = []
+        width = feature_dim
+        for size in list(config.grid_hidden) + [1]:
+            layers += [nn.Conv1d(width, int(size), 1), nn.ReLU(inplace=True)]
+            width = int(size)
+        self.net = nn.Sequential(*layers)
+        start_inside(self.net[-2], config.output_bias)
+        self.feature_dim = feature_dim
+
+    def forward(self, query: torch.Tensor, encoding) -> torch.Tensor:
+        features = sample_features(encoding, query)  # [B, M, F]
+        if features.shape[-1] != self.feature_dim:
+            raise ValueError(f"decoder 'udf': built for {self.feature_dim} sampled grid features, got "
+                             f"{features.shape[-1]}")
+        return self.net(features.transpose(1, 2)).squeeze(1)
+
+
+def build(config: UDFConfig, encoding: EncodingInfo, info: DatasetInfo | None = None) -> nn.Module:
+    check_encoding(encoding, SPEC.name, SPEC.capabilities.consumes)
+    if encoding.kind == "points":
+        return PointUDF(encoding.dim, config)
+    return GridUDF(encoding.dim, config)
