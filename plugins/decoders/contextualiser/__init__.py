@@ -40,7 +40,6 @@ class ContextualiserConfig:
     mlp_hidden: list[int] = field(default_factory=lambda: [32, 32, 64, 64, 128])  # ``kind="mlp"`` widths
     detach: bool = True  # stop gradients into the input encoding (the encoder is frozen)
     knn_chunk: int = 512  # queries per kNN chunk
-    knn_block: int = 32  # points per block of the kNN's spatial pruning; <= 0: no pruning
 
 
 SPEC = ComponentSpec(

@@ -53,8 +53,7 @@ class Contextualiser(nn.Module):
                                  f"needed at every encoded point), got {lists['strides']}")
             self.net = PointTransformerUNet(
                 in_channels=feature_dim, share_planes=config.share_planes, decoder_blocks=config.decoder_blocks,
-                global_context=config.global_context, knn_chunk=config.knn_chunk,
-                knn_block=config.knn_block if config.knn_block > 0 else None, **lists)
+                global_context=config.global_context, knn_chunk=config.knn_chunk, **lists)
             self.head = nn.Linear(lists["channels"][0], l)
         else:
             self.net = mlp(feature_dim, [int(w) for w in config.mlp_hidden], l)
