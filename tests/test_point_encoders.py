@@ -37,12 +37,13 @@ def brute_knn(query, points, k):
     return dist.sort(dim=-1).values[..., :k]
 
 
-@pytest.mark.parametrize("chunk", [1, 7, None])
-def test_knn_matches_brute_force_on_different_clouds(chunk):
+@pytest.mark.parametrize("chunk,block", [(1, None), (7, None), (None, None), (7, 32), (8, 4), (64, 3)])
+def test_knn_matches_brute_force_on_different_clouds(chunk, block):
+    """Plain chunks, the dense matrix, small clouds (exact differences) and the spatially pruned search."""
     gen = torch.Generator().manual_seed(0)
     points = torch.rand(3, 60, 3, generator=gen) * torch.tensor([1.0, 2.0, 0.5])  # three different clouds
     query = torch.rand(3, 25, 3, generator=gen)
-    dist, idx = pointops.knn(query, points, 5, chunk=chunk)
+    dist, idx = pointops.knn(query, points, 5, chunk=chunk, block=block)
     assert dist.shape == idx.shape == (3, 25, 5) and idx.dtype == torch.long
     torch.testing.assert_close(dist.double(), brute_knn(query, points, 5), atol=1e-5, rtol=0)
     # the indices point at points that far away, in their own cloud
@@ -55,6 +56,35 @@ def test_knn_matches_brute_force_on_different_clouds(chunk):
     torch.testing.assert_close(dense_dist, dist)
 
 
+@pytest.mark.parametrize("k", [1, 6, 40])
+def test_pruned_knn_is_exact_on_hard_clouds(k):
+    """The pruned search (tiny blocks and tiles) against float64 brute force: per-cloud scales, two tight
+    clusters far from the origin and from each other (the expanded |q|^2 + |p|^2 - 2q.p form swaps near-equal
+    neighbours there), queries from another cloud and outside the points' box, k up to most of the cloud."""
+    gen = torch.Generator().manual_seed(11)
+    cluster = torch.randn(2, 150, 3, generator=gen) * 0.01
+    clouds = torch.stack([
+        torch.rand(300, 3, generator=gen) * torch.tensor([5.0, 0.1, 1.0]),
+        torch.cat([cluster[0], cluster[1] + 3.0]) + 100.0,
+        torch.randn(300, 3, generator=gen).mul(0.3).round(decimals=1),  # many exact ties
+    ])
+    queries = torch.stack([torch.rand(90, 3, generator=gen) * 6 - 0.5,
+                           torch.cat([cluster[0, :45] + 100.001, torch.rand(45, 3, generator=gen) * 8 + 98]),
+                           torch.randn(90, 3, generator=gen)])
+    for query in (queries, clouds):
+        dist, idx = pointops.knn(query, clouds, k, chunk=32, block=8)
+        torch.testing.assert_close(dist.double(), brute_knn(query, clouds, k), atol=2e-6, rtol=1e-6)
+        direct = (pointops.gather(clouds, idx) - query.unsqueeze(2)).norm(dim=-1)
+        torch.testing.assert_close(direct, dist)
+        assert (idx.sort(-1).values.diff(dim=-1) > 0).all()
+
+
+def test_morton_codes_interleave_bits():
+    cells = torch.tensor([[[0, 0, 0], [1, 0, 0], [0, 1, 0], [0, 0, 1], [1, 1, 1], [2, 0, 0], [1023, 1023, 1023]]])
+    codes = pointops.morton_codes(cells.float(), torch.zeros(1, 1, 3), torch.full((1, 1, 3), 1023.0))
+    assert codes.tolist() == [[0, 1, 2, 4, 7, 8, 2 ** 30 - 1]]
+
+
 def test_knn_ties_on_a_lattice():
     """Integer lattice points: an inner node has 1 neighbour at 0, 6 at 1, 12 at sqrt(2) (any 3 of those 12
     complete its 10 nearest); the corner has 1 at 0, 3 at 1, 3 at sqrt(2), 1 at sqrt(3), 3 at 2 (any 2 of them).
@@ -64,6 +94,8 @@ def test_knn_ties_on_a_lattice():
     lattice[1] = lattice[1].flip(0)  # the second cloud lists the nodes in another order
     query = torch.tensor([[[2.0, 2.0, 2.0], [0.0, 0.0, 0.0]]]).repeat(2, 1, 1)
     dist, idx = pointops.knn(query, lattice, 10, chunk=1)
+    pruned, pruned_idx = pointops.knn(query, lattice, 10, chunk=1, block=4)
+    torch.testing.assert_close(pruned, dist)
     expected = torch.tensor([0.0] + [1.0] * 6 + [2 ** 0.5] * 3)
     torch.testing.assert_close(dist[:, 0], expected.expand(2, -1))
     torch.testing.assert_close(dist[:, 1], torch.tensor([0.0, 1, 1, 1] + [2 ** 0.5] * 3 + [3 ** 0.5, 2, 2]).expand(2, -1))
@@ -113,6 +145,22 @@ def test_fps_matches_brute_force_per_cloud():
         assert got[b].tolist() == brute_fps(points[b], 12)
     starts = torch.tensor([5, 0, 39])
     assert pointops.farthest_point_sampling(points, 2, start=starts)[:, 0].tolist() == [5, 0, 39]
+
+
+def test_fps_over_several_segments():
+    """More than 1024 points (the argmax runs per segment of 1024, the last one padded): same as stepping
+    the definition with plain tensor ops, per cloud."""
+    gen = torch.Generator().manual_seed(12)
+    points = torch.rand(2, 2100, 3, generator=gen)
+    points[1, 1500:] *= 3.0  # the second cloud's farthest points sit in the last segments
+    got = pointops.farthest_point_sampling(points, 8)
+    for b in range(2):
+        chosen = [0]
+        nearest = (points[b] - points[b, 0]).norm(dim=-1)
+        for _ in range(7):
+            chosen.append(int(nearest.argmax()))
+            nearest = torch.minimum(nearest, (points[b] - points[b, chosen[-1]]).norm(dim=-1))
+        assert got[b].tolist() == chosen
 
 
 def test_gather_and_its_gradient():

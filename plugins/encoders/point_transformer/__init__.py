@@ -24,7 +24,8 @@ class PointTransformerConfig:
     decoder_blocks: int = 1  # attention blocks per decoder stage
     global_context: bool = True  # global-context transition at the coarsest decoder level
     dense_knn: bool = False  # all-pairs kNN (full N x N distance matrix): for benchmarking only
-    knn_chunk: int = 2048  # queries per kNN chunk (memory: chunk x N distances); <= 0: one chunk
+    knn_chunk: int = 256  # queries per kNN chunk (memory: at most chunk x N distances)
+    knn_block: int = 32  # points per block of the kNN's spatial pruning; <= 0: no pruning
 
 
 SPEC = ComponentSpec(

@@ -56,6 +56,25 @@ def linear_bn_relu(c_in: int, c_out: int) -> nn.Sequential:
     return nn.Sequential(nn.Linear(c_in, c_out, bias=False), PointBatchNorm(c_out), nn.ReLU(inplace=True))
 
 
+class KnnSettings:
+    """How a network's kNN searches run, shared by all its modules (so one switch changes them all):
+    ``dense`` (the all-pairs distance matrix, the benchmark's reference), else ``chunk`` queries at a time
+    with spatial pruning over blocks of ``block`` points (``None``: no pruning); see :mod:`harness.pointops`."""
+
+    def __init__(self, dense: bool = False, chunk: int = pointops.KNN_CHUNK,
+                 block: int | None = pointops.KNN_BLOCK) -> None:
+        if int(chunk) < 1:
+            raise ValueError(f"{NAME}: knn chunk must be >= 1, got {chunk}")
+        self.dense, self.chunk, self.block = bool(dense), int(chunk), block
+
+    def indices(self, query: torch.Tensor, points: torch.Tensor, k: int) -> torch.Tensor:
+        return pointops.knn_indices(query, points, k, None if self.dense else self.chunk, self.block)
+
+    def interpolate(self, query: torch.Tensor, points: torch.Tensor, features: torch.Tensor) -> torch.Tensor:
+        return pointops.interpolate(query, points, features, k=3, chunk=None if self.dense else self.chunk,
+                                    block=self.block)
+
+
 class PointTransformerLayer(nn.Module):
     """Vector self-attention y_i = sum_j softmax_j(gamma(k_j - q_i + delta_ij)) (.) (v_j + delta_ij)."""
 
@@ -78,11 +97,12 @@ class PointTransformerLayer(nn.Module):
         """xyz [B, N, 3], x [B, N, C], neighbours [B, N, k] (indices into N) -> [B, N, C]."""
         batch, n_points, k = neighbours.shape
         q = self.to_q(x)
-        keys = pointops.gather(self.to_k(x), neighbours)  # [B, N, k, C]
-        values = pointops.gather(self.to_v(x), neighbours)
         delta = self.pos(pointops.gather(xyz, neighbours) - xyz.unsqueeze(2))  # [B, N, k, C]
-        w = self.weight(keys - q.unsqueeze(2) + delta).softmax(dim=2)  # [B, N, k, C/s]
-        values = (values + delta).view(batch, n_points, k, self.share_planes, self.channels // self.share_planes)
+        # k_j - q_i + delta_ij and v_j + delta_ij, in place on the fresh gathered tensors
+        relation = pointops.gather(self.to_k(x), neighbours).sub_(q.unsqueeze(2)).add_(delta)  # [B, N, k, C]
+        w = self.weight(relation).softmax(dim=2)  # [B, N, k, C/s]
+        values = pointops.gather(self.to_v(x), neighbours).add_(delta)
+        values = values.view(batch, n_points, k, self.share_planes, self.channels // self.share_planes)
         return (values * w.unsqueeze(3)).sum(dim=2).reshape(batch, n_points, self.channels)
 
 
@@ -109,11 +129,11 @@ class TransitionDown(nn.Module):
     """Stride 1: a per-point Linear+BN+ReLU. Stride s: farthest point sampling to N // s points, kNN grouping of
     [p_j - p_i, f_j], Linear+BN+ReLU, max over the neighbours."""
 
-    def __init__(self, c_in: int, c_out: int, stride: int = 1, neighbours: int = 16, dense_knn: bool = False,
-                 knn_chunk: int | None = pointops.KNN_CHUNK) -> None:
+    def __init__(self, c_in: int, c_out: int, stride: int = 1, neighbours: int = 16,
+                 knn: KnnSettings | None = None) -> None:
         super().__init__()
         self.stride, self.neighbours = stride, neighbours
-        self.dense_knn, self.knn_chunk = dense_knn, knn_chunk
+        self.knn = knn or KnnSettings()
         self.mlp = linear_bn_relu(c_in + 3 if stride > 1 else c_in, c_out)
 
     def forward(self, xyz: torch.Tensor, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -123,7 +143,7 @@ class TransitionDown(nn.Module):
         m = max(1, n_points // self.stride)
         centres = pointops.gather(xyz, pointops.farthest_point_sampling(xyz, m))  # [B, m, 3]
         k = min(self.neighbours, n_points)
-        idx = pointops.knn_indices(centres, xyz, k, None if self.dense_knn else self.knn_chunk)  # [B, m, k]
+        idx = self.knn.indices(centres, xyz, k)  # [B, m, k]
         grouped = torch.cat([pointops.gather(xyz, idx) - centres.unsqueeze(2), pointops.gather(x, idx)], dim=-1)
         return centres, self.mlp(grouped).max(dim=2).values
 
@@ -131,17 +151,15 @@ class TransitionDown(nn.Module):
 class TransitionUp(nn.Module):
     """Coarse -> fine: interpolate(Linear+BN+ReLU(coarse)) + Linear+BN+ReLU(skip), 3-NN inverse distance."""
 
-    def __init__(self, c_coarse: int, c_fine: int, dense_knn: bool = False,
-                 knn_chunk: int | None = pointops.KNN_CHUNK) -> None:
+    def __init__(self, c_coarse: int, c_fine: int, knn: KnnSettings | None = None) -> None:
         super().__init__()
         self.coarse = linear_bn_relu(c_coarse, c_fine)
         self.skip = linear_bn_relu(c_fine, c_fine)
-        self.dense_knn, self.knn_chunk = dense_knn, knn_chunk
+        self.knn = knn or KnnSettings()
 
     def forward(self, xyz: torch.Tensor, skip: torch.Tensor, coarse_xyz: torch.Tensor,
                 coarse: torch.Tensor) -> torch.Tensor:
-        chunk = xyz.shape[1] if self.dense_knn else self.knn_chunk
-        return pointops.interpolate(xyz, coarse_xyz, self.coarse(coarse), k=3, chunk=chunk) + self.skip(skip)
+        return self.knn.interpolate(xyz, coarse_xyz, self.coarse(coarse)) + self.skip(skip)
 
 
 class GlobalContext(nn.Module):
@@ -184,8 +202,9 @@ class PointTransformerUNet(nn.Module):
     - ``share_planes``: channels sharing one attention weight (every width must be divisible by it);
     - ``decoder_blocks``: attention blocks per decoder stage (1 in the paper);
     - ``global_context``: the coarsest decoder level's global-context transition (see the module docstring);
-    - ``dense_knn``: all-pairs kNN (the full distance matrix) instead of the chunked one; ``knn_chunk``: queries
-      per kNN chunk.
+    - ``dense_knn``: all-pairs kNN (the full distance matrix) instead of the chunked, spatially pruned one
+      (the same neighbours up to ties); ``knn_chunk``: queries per kNN chunk; ``knn_block``: points per block
+      of the pruning (``None``: plain chunks).
 
     ``forward(xyz, features=None)``: ``features`` default to ``xyz``. With ``return_stages=True`` it also returns
     the per-stage encoder outputs [(xyz_i, x_i)] (stage i has N // prod(strides[:i+1]) points).
@@ -195,8 +214,8 @@ class PointTransformerUNet(nn.Module):
     def __init__(self, in_channels: int = 3, channels: Sequence[int] = (32, 64, 128, 256, 512),
                  blocks: Sequence[int] = (1, 2, 3, 5, 2), neighbours: Sequence[int] = (8, 16, 16, 16, 16),
                  strides: Sequence[int] = (1, 4, 4, 4, 4), share_planes: int = 8, decoder_blocks: int = 1,
-                 global_context: bool = True, dense_knn: bool = False,
-                 knn_chunk: int | None = pointops.KNN_CHUNK) -> None:
+                 global_context: bool = True, dense_knn: bool = False, knn_chunk: int = pointops.KNN_CHUNK,
+                 knn_block: int | None = pointops.KNN_BLOCK) -> None:
         super().__init__()
         channels, blocks, neighbours, strides = (list(map(int, v)) for v in (channels, blocks, neighbours, strides))
         if not len(channels) == len(blocks) == len(neighbours) == len(strides) >= 1:
@@ -206,32 +225,28 @@ class PointTransformerUNet(nn.Module):
             raise ValueError(f"{NAME}: strides and neighbours must be >= 1, blocks >= 0")
         self.channels, self.blocks, self.neighbours, self.strides = channels, blocks, neighbours, strides
         self.in_channels, self.share_planes = int(in_channels), int(share_planes)
-        self._dense_knn, self.knn_chunk = bool(dense_knn), knn_chunk
-        knn_args = {"dense_knn": dense_knn, "knn_chunk": knn_chunk}
+        self.knn = KnnSettings(dense_knn, knn_chunk, knn_block)
         widths = [self.in_channels] + channels
-        self.down = nn.ModuleList(TransitionDown(widths[i], widths[i + 1], strides[i], neighbours[i], **knn_args)
+        self.down = nn.ModuleList(TransitionDown(widths[i], widths[i + 1], strides[i], neighbours[i], self.knn)
                                   for i in range(len(channels)))
         self.enc = nn.ModuleList(Stage(channels[i], blocks[i], share_planes) for i in range(len(channels)))
         self.context = GlobalContext(channels[-1]) if global_context else None
-        self.up = nn.ModuleList(TransitionUp(channels[i + 1], channels[i], **knn_args)
+        self.up = nn.ModuleList(TransitionUp(channels[i + 1], channels[i], self.knn)
                                 for i in range(len(channels) - 1))
         self.dec = nn.ModuleList(Stage(channels[i], decoder_blocks, share_planes) for i in range(len(channels)))
         self.encoding = EncodingInfo(kind="points", dim=channels[0])
 
     @property
     def dense_knn(self) -> bool:
-        return self._dense_knn
+        return self.knn.dense
 
     @dense_knn.setter
     def dense_knn(self, value: bool) -> None:
         """Switch every kNN of the network between the chunked and the all-pairs version."""
-        self._dense_knn = bool(value)
-        for module in list(self.down) + list(self.up):
-            module.dense_knn = self._dense_knn
+        self.knn.dense = bool(value)
 
     def _neighbours(self, xyz: torch.Tensor, stage: int) -> torch.Tensor:
-        k = min(self.neighbours[stage], xyz.shape[1])
-        return pointops.knn_indices(xyz, xyz, k, None if self._dense_knn else self.knn_chunk)
+        return self.knn.indices(xyz, xyz, min(self.neighbours[stage], xyz.shape[1]))
 
     def forward(self, xyz: torch.Tensor, features: torch.Tensor | None = None, return_stages: bool = False):
         if xyz.dim() != 3 or xyz.shape[-1] != 3:
@@ -267,4 +282,4 @@ def build(config: PointTransformerConfig, info: DatasetInfo | None) -> PointTran
         in_channels=3, channels=list(config.channels), blocks=list(config.blocks),
         neighbours=list(config.neighbours), strides=list(config.strides), share_planes=config.share_planes,
         decoder_blocks=config.decoder_blocks, global_context=config.global_context, dense_knn=config.dense_knn,
-        knn_chunk=config.knn_chunk if config.knn_chunk > 0 else None)
+        knn_chunk=config.knn_chunk, knn_block=config.knn_block if config.knn_block > 0 else None)
