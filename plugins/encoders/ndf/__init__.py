@@ -47,6 +47,6 @@ SPEC = ComponentSpec(
                 "max-pooling, every stage's volume kept; features sampled at the query and 6 displaced points.",
     profiles={
         "smoke": {"resolution": 16, "channels": [4, 8, 8]},
-        "quick": {"resolution": 32, "channels": [8, 16, 32, 64, 64, 64]},
+        "quick": {"resolution": 32, "channels": [8, 16, 16, 32, 32, 32]},
     },
 )
