@@ -1,8 +1,9 @@
 """Point Transformer (v1) segmentation U-Net in plain PyTorch, written from Zhao et al., ICCV 2021.
 
 Batched clouds of equal size: coordinates ``xyz`` [B, N, 3] and features [B, N, C]. kNN and farthest point
-sampling come from :mod:`harness.pointops` (chunked, vectorised; ``dense_knn=True`` switches the kNN to the
-all-pairs distance matrix, the reference the benchmark compares against).
+sampling come from :mod:`harness.pointops` (chunked, spatially pruned and exact, vectorised; ``dense_knn=True``
+switches every kNN to the all-pairs distance matrix, the reference the benchmark compares against). The
+neighbourhoods of a level are searched once and shared by its encoder and decoder blocks.
 
 Building blocks (Section 3 and Figure 4 of the paper):
 
@@ -28,6 +29,8 @@ Building blocks (Section 3 and Figure 4 of the paper):
 :class:`PointTransformerUNet` stacks them: encoder stage i = TransitionDown(stride_i) + blocks_i blocks at width
 channels_i with k = neighbours_i; decoder stages from the coarsest back to full resolution, each a transition up
 plus ``decoder_blocks`` blocks. Its output is the finest decoder level: features [B, N, channels[0]].
+At the paper's sizes (channels 32-64-128-256-512, blocks 1-2-3-5-2, 3 input channels) it has 7,756,932
+parameters; the contextualiser's shrunk version (channels 32-32-64-64-128, one block per stage) ~0.38M.
 """
 from __future__ import annotations
 
