@@ -11,9 +11,10 @@ Memory and speed. :func:`knn` never holds the full ``M x N`` distance matrix: it
 at a time, so its peak working memory is at most about ``B x chunk x N`` floats for the distances (plus
 ``topk``'s scratch), independent of ``M``. By default it is also pruned spatially (exact): queries and points
 are put in Morton (Z-curve) order, points cut into blocks with bounding boxes, and a chunk of queries only
-meets the blocks that can hold one of its neighbours (see ``_knn_pruned``), typically a few per cent of
-them, so the distances per chunk are ``chunk x (candidates)``. ``chunk=None`` (or ``dense=True``) is the
-all-pairs version with one ``B x M x N`` matrix, kept as the reference the benchmark compares against.
+meets the blocks that can hold one of its neighbours (see ``_knn_pruned``): for 16 neighbours on a
+10k-point room scan that is 12% of the all-pairs distances (18% on a uniform cube), 1.3% at 100k points.
+``chunk=None`` (or ``dense=True``) is the all-pairs version with one ``B x M x N`` matrix, kept as the
+reference the benchmark compares against. Measured figures: ``benchmarks/point_transformer.py``.
 
 Rounding. The pruned search and small clouds sum squared per-axis differences (as accurate as the
 coordinates). The unpruned chunks and the dense reference use the expanded form ``|q|^2 + |p|^2 - 2 q.p``
