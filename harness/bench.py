@@ -118,7 +118,8 @@ def regenerate_leaderboards(registry: Registry, store_url: str, out_dir: Path) -
     boards = {p.name: ProtocolBoard(reference_tables=p.capabilities.reference_tables,
                                     reference_metrics=dict(p.capabilities.reference_metrics),
                                     primary_metric=p.capabilities.primary_metric,
-                                    breakdown=p.capabilities.breakdown, pareto=p.capabilities.pareto)
+                                    breakdown=p.capabilities.breakdown, pareto=p.capabilities.pareto,
+                                    figures=p.capabilities.figures)
               for p in registry.specs(Kind.PROTOCOL)}
     dataset_references = {d.name: d.capabilities.reference_datasets for d in registry.specs(Kind.DATASET)}
     return render_leaderboards(Store(store_url), Path(out_dir), boards, dataset_references, reference_dir())

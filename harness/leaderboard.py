@@ -43,6 +43,7 @@ class ProtocolBoard:
     primary_metric: str = ""  # first column and the per-class table; empty: alphabetical order
     breakdown: str = ""  # what ``class_name`` holds when not a class: a table of every metric per value
     pareto: ParetoAxes | None = None  # a Pareto plot (size vs quality) per dataset
+    figures: str = ""  # "module:function" rendering protocol-specific figures per dataset (see ProtocolCaps)
 
 
 def render_leaderboards(store: Store, out_dir: Path, protocols: Mapping[str, ProtocolBoard],
@@ -53,8 +54,9 @@ def render_leaderboards(store: Store, out_dir: Path, protocols: Mapping[str, Pro
     Every page (and plot) is rendered before any is written, so a broken reference table leaves the old
     pages intact. Returns the markdown pages written.
     """
-    pages = {protocol: render_protocol(protocol, store.metrics(protocol=protocol), protocols[protocol],
-                                       dataset_references, reference_root)
+    pages = {protocol: render_protocol(protocol, _with_run_dirs(store, store.metrics(protocol=protocol),
+                                                                protocols[protocol]),
+                                       protocols[protocol], dataset_references, reference_root)
              for protocol in sorted(protocols)}
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -81,7 +83,30 @@ def render_protocol(protocol: str, metrics: pd.DataFrame, board: ProtocolBoard,
         lines += _dataset_section(dataset, frame, board, dataset_references.get(dataset, ()), reference_root)
         if board.pareto is not None:
             lines += _pareto_section(f"{protocol}_{dataset}_pareto.png", frame, board, figures)
+        if board.figures:
+            lines += _figures_section(dataset, frame, board, figures)
     return "\n".join(lines).rstrip("\n") + "\n", figures
+
+
+def _with_run_dirs(store: Store, metrics: pd.DataFrame, board: ProtocolBoard) -> pd.DataFrame:
+    """The metrics with each run's folder (``run_dir``) where the protocol's figures read files from it."""
+    if not board.figures or metrics.empty:
+        return metrics
+    runs = store.runs()[["id", "run_dir"]].rename(columns={"id": "run_id"})
+    return metrics.merge(runs, on="run_id", how="left")
+
+
+def _figures_section(dataset: str, frame: pd.DataFrame, board: ProtocolBoard, figures: dict[str, bytes]) -> list[str]:
+    """The protocol's own figures (``board.figures``, "module:function"), each linked under its caption."""
+    import importlib
+
+    module, _, name = board.figures.partition(":")
+    rendered = getattr(importlib.import_module(module), name)(dataset, frame)
+    lines: list[str] = []
+    for file_name, (caption, png) in sorted(rendered.items()):
+        figures[file_name] = png
+        lines += [f"### {caption}", "", f"![{caption}]({file_name})", ""]
+    return lines
 
 
 def _pareto_section(name: str, frame: pd.DataFrame, board: ProtocolBoard, figures: dict[str, bytes]) -> list[str]:

@@ -107,6 +107,10 @@ class ProtocolCaps:
     # configuration evaluated in a run); empty: classes
     breakdown: str = ""
     pareto: ParetoAxes | None = None  # a Pareto plot beside its leaderboard
+    # figures beside its leaderboard: "module:function" called per dataset as function(dataset, frame) with the
+    # dataset's current metrics (``Store.metrics`` rows plus each run's ``run_dir``); returns {file name: (caption,
+    # PNG bytes)}, deterministic (regenerating from the same store and run folders gives identical files)
+    figures: str = ""
 
 
 Capabilities = EncoderCaps | DecoderCaps | DatasetCaps | CompressorCaps | ProtocolCaps

@@ -15,6 +15,16 @@ HIGHER_IS_BETTER: dict[str, bool | None] = {
     "chamfer_l2": False,
     "normal_consistency": True,
     "fscore": True,  # any "fscore@<threshold>"
+    # scenes (the contextualising paper): Chamfer L1/L2 of extracted surfaces, F1 at δ and 2δ, semantic F1 per
+    # class averaged; the validation scores its stages are selected on
+    "cd_l1": False,
+    "cd_l2": False,
+    "f1_delta": True,
+    "f1_2delta": True,
+    "mf1_delta": True,
+    "mf1_2delta": True,
+    "udf_l1": False,  # mean |clamped predicted - clamped true| unsigned distance over validation queries
+    "query_miou": True,  # mIoU of the semantic decoder's labels at the validation queries
     "parameters": None,  # descriptive
     # compression and quantisation
     "delta": True,  # compressed minus uncompressed score
