@@ -2,7 +2,7 @@
 
 A point is a leaderboard row (a method, or one configuration of it where the protocol breaks its runs down,
 e.g. per bit configuration), plus each method's uncompressed baseline where the run recorded one
-(``baseline_<metric>``). The front joins the points no other point beats on both axes (smaller and better).
+(``baseline_<metric>``, and ``control_<metric>``: the baseline fine-tuned like the compressed model). The front joins the points no other point beats on both axes (smaller and better).
 The PNG is deterministic: fixed size and resolution, no timestamp or software metadata.
 """
 from __future__ import annotations
@@ -16,6 +16,7 @@ import pandas as pd
 from harness.specs import ParetoAxes
 
 BASELINE = "baseline_"
+CONTROL = "control_"  # the uncompressed model after the compressed one's fine-tuning schedule
 
 
 @dataclass(frozen=True)
@@ -51,9 +52,12 @@ def pareto_points(frame: pd.DataFrame, axes: ParetoAxes) -> ParetoPoints | None:
         label = " / ".join(str(part) for part in parts)
         if axes.size in values and quality in values:
             points.add((label, float(values[axes.size]), float(values[quality])))
-        if BASELINE + axes.size in values and BASELINE + quality in values:
-            points.add((f"{key[0].split(' + ')[0]} uncompressed", float(values[BASELINE + axes.size]),
-                        float(values[BASELINE + quality])))
+        if BASELINE + axes.size in values:
+            encoder = key[0].split(" + ")[0]
+            for stage, label in ((BASELINE, "uncompressed"), (CONTROL, "uncompressed, fine-tuned alike")):
+                if stage + quality in values:
+                    points.add((f"{encoder} {label}", float(values[BASELINE + axes.size]),
+                                float(values[stage + quality])))
     return ParetoPoints(axes.size, quality, tuple(sorted(points)))
 
 
@@ -75,7 +79,8 @@ def plot_pareto(points: ParetoPoints) -> bytes:
     ax.set_xlabel(f"{points.size} (lower is better)")
     ax.set_ylabel(f"{points.quality} (higher is better)")
     ax.grid(True, lw=0.3)
-    ax.legend(loc="lower right", fontsize=7)
+    ax.margins(x=0.15, y=0.12)  # room for the labels of the outermost points
+    ax.legend(loc="best", fontsize=7)
     figure.tight_layout()
     buffer = io.BytesIO()
     figure.savefig(buffer, format="png", metadata={"Software": None})

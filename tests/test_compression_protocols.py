@@ -152,6 +152,8 @@ def test_quantisation_leaderboard_has_a_row_per_configuration_and_a_deterministi
 def test_pareto_points_include_each_methods_uncompressed_baseline():
     frame = pd.DataFrame([
         {"method": "net + cosconv (h 2)", "variant": "v", "class_name": None, "name": name, "value": value}
-        for name, value in (("top1", 0.8), ("size_mb", 1.0), ("baseline_top1", 0.9), ("baseline_size_mb", 2.0))])
+        for name, value in (("top1", 0.8), ("size_mb", 1.0), ("baseline_top1", 0.9), ("baseline_size_mb", 2.0),
+                            ("control_top1", 0.95))])
     points = pareto_points(frame, ParetoAxes("size_mb", ("top1",)))
-    assert set(points.points) == {("net + cosconv (h 2)", 1.0, 0.8), ("net uncompressed", 2.0, 0.9)}
+    assert set(points.points) == {("net + cosconv (h 2)", 1.0, 0.8), ("net uncompressed", 2.0, 0.9),
+                                  ("net uncompressed, fine-tuned alike", 2.0, 0.95)}
