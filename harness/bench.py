@@ -70,7 +70,8 @@ def _admits(variant: BenchVariant, dataset: ComponentSpec, encoder: ComponentSpe
     return ((not variant.inputs or encoder.capabilities.consumes in variant.inputs)
             and set(variant.targets) <= set(dataset.capabilities.targets)
             and (not variant.datasets or dataset.name in variant.datasets)
-            and (not variant.tasks or decoder is None or decoder.capabilities.task in variant.tasks))
+            and (not variant.tasks or decoder is None or decoder.capabilities.task in variant.tasks)
+            and (not variant.encoders or encoder.name in variant.encoders))
 
 
 def _chosen(registry: Registry, kind: Kind, overrides: Sequence[str]) -> ComponentSpec | None:

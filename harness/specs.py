@@ -82,6 +82,7 @@ class BenchVariant:
     targets: tuple[str, ...] = ()  # dataset targets it needs beyond what the roles check (e.g. a task set's)
     datasets: tuple[str, ...] = ()  # the synthetic datasets it runs on; empty: every compatible one
     tasks: tuple[str, ...] = ()  # the decoder tasks it runs with; empty: every compatible decoder
+    encoders: tuple[str, ...] = ()  # the encoders it runs with (e.g. the paper's); empty: every compatible one
 
 
 @dataclass(frozen=True)
