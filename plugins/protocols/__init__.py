@@ -1,7 +1,8 @@
 """Builtin protocols (entry point ``builtin_protocols``)."""
 from harness.hooks import Register, hookimpl
 
-from . import classification, compression, holdout, multitask, quantisation, reconstruction, segmentation
+from . import (classification, compression, contextualise, cross_dataset, holdout, multitask, quantisation,
+               reconstruction, segmentation)
 
 
 @hookimpl
@@ -13,3 +14,5 @@ def register_protocols(register: Register) -> None:
     register(holdout.SPEC)
     register(compression.SPEC)
     register(quantisation.SPEC)
+    register(contextualise.SPEC)
+    register(cross_dataset.SPEC)
