@@ -14,6 +14,7 @@ from . import TSNE_FILE
 PANELS = (("tsne_frozen", "frozen features $E_g$"), ("tsne_context", "context features $E_c$"),
           ("tsne_contextualised", "$E_g \\oplus E_c$"))
 MAX_ROWS = 6  # methods shown (one row of panels each)
+LEGEND_INCHES = 0.5  # below the panels
 
 
 def _saved(frame: pd.DataFrame) -> list[tuple[str, str, Path]]:
@@ -45,8 +46,8 @@ def tsne_figures(dataset: str, frame: pd.DataFrame) -> dict[str, tuple[str, byte
     arrays = [dict(np.load(path, allow_pickle=False)) for _, _, path in saved]
     classes = [str(c) for c in arrays[0]["classes"]]
     palette = plt.get_cmap("tab20", max(20, len(classes)))
-    figure, axes = plt.subplots(len(saved), len(PANELS), figsize=(4.0 * len(PANELS), 3.6 * len(saved) + 0.8),
-                                dpi=100, squeeze=False)
+    height = 3.6 * len(saved) + LEGEND_INCHES
+    figure, axes = plt.subplots(len(saved), len(PANELS), figsize=(4.0 * len(PANELS), height), dpi=100, squeeze=False)
     present: set[int] = set()
     for row, ((method, profile, _), data) in enumerate(zip(saved, arrays)):
         labels = data["labels"].astype(int)
@@ -64,7 +65,7 @@ def tsne_figures(dataset: str, frame: pd.DataFrame) -> dict[str, tuple[str, byte
     handles = [plt.Line2D([], [], marker="o", ls="", color=palette(c), ms=5,
                           label=classes[c] if c < len(classes) else str(c)) for c in sorted(present)]
     figure.legend(handles=handles, loc="lower center", ncol=min(7, len(handles)), fontsize=7, frameon=False)
-    figure.tight_layout(rect=(0, 0.8 / (3.6 * len(saved) + 0.8) + 0.02, 1, 1))
+    figure.tight_layout(rect=(0, LEGEND_INCHES / height, 1, 1))
     buffer = io.BytesIO()
     figure.savefig(buffer, format="png", metadata={"Software": None})
     plt.close(figure)
