@@ -108,6 +108,14 @@ def test_stage1_is_trained_once_and_reused(rows):
     assert len({path.read_bytes() for path in weights}) == 1
 
 
+def test_a_row_does_not_depend_on_whether_stage1_was_cached(rows, tmp_path, monkeypatch):
+    home, registry, outcomes, _ = rows
+    monkeypatch.setenv("HARNESS_HOME", str(tmp_path))
+    cold = execute(compose_config([*BASE, "protocol.row=frozen", f"seed={SEED}", f"paths.cache={tmp_path / 'cold'}"]),
+                   registry)  # trains stage 1 itself, then stage 2
+    assert cold.metrics == outcomes["frozen"].metrics
+
+
 @pytest.fixture
 def context(rows, tmp_path):
     """A RunContext of this module's setting (its stage 1 is cached), for training rows in the test itself."""

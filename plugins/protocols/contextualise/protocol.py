@@ -44,7 +44,7 @@ from harness.runner import RunContext
 from harness.specs import Kind
 from harness.store import Metric
 from harness.trained import recipe, train_once
-from harness.training import as_batch, fit
+from harness.training import as_batch, fit, seed_everything
 
 from ..holdout.protocol import Frozen
 from . import ROWS, TSNE_FILE, ContextualiseConfig, SceneStagesConfig
@@ -244,15 +244,20 @@ class SceneStages:
         result["dataset"] = data
         return result
 
-    def fit(self, model: nn.Module, train_data: Any, directory: Path, validate: Callable[[], float], name: str,
-            parameters: Any = None) -> float:
+    def fit(self, model: nn.Module, train_data: Any, directory: Path, validate: Callable[[], float],
+            name: str) -> float:
         return fit(model, train_data, self.config, directory, self.device, self.ctx.seed,
-                   lambda model, batch: model.loss(batch), validate=lambda model: validate(), metric_name=name,
-                   parameters=parameters)
+                   lambda model, batch: model.loss(batch), validate=lambda model: validate(), metric_name=name)
+
+    def start(self) -> None:
+        """Seed every stage afresh, so what it builds and draws does not depend on whether an earlier stage was
+        trained in this process or loaded from the cache."""
+        seed_everything(self.ctx.seed)
 
     # -- stage 1 and the baseline (trained once per recipe)
     def geometric(self, data: TrainingData, directory: Path) -> tuple[Geometric, float]:
         """Stage 1 (trained, or reused); returns it and its best validation ``udf_l1``."""
+        self.start()
         encoder = self.ctx.build("encoder", self.info).to(self.device)
         model = Geometric(encoder, self.head("udf", encoder.encoding), self.ctx.input_key)
         best = train_once(self.ctx, model, self.recipe("geometric", ["udf"], data.key), directory,
@@ -261,6 +266,7 @@ class SceneStages:
         return model.eval(), -best
 
     def baseline(self, directory: Path) -> tuple[Joint, float]:
+        self.start()
         encoder = self.ctx.build("encoder", self.info).to(self.device)
         model = Joint(encoder, self.head("udf", encoder.encoding), self.head("semantic", encoder.encoding),
                       self.ctx.input_key)
@@ -280,6 +286,7 @@ class SceneStages:
     # -- stage 2
     def on_frozen(self, stage1: Geometric, with_context: bool, directory: Path) -> tuple[RowParts, float]:
         """The semantic decoder (after the contextualiser when ``with_context``) on stage 1's frozen encoder."""
+        self.start()
         frozen = Frozen(stage1.encoder)
         context = self.head("context", frozen.encoding) if with_context else None
         semantic = self.head("semantic", context.encoding if context is not None else frozen.encoding)
@@ -300,6 +307,7 @@ class SceneStages:
         return RowParts(frozen, stage1.udf, semantic, context, stage1).eval(), best
 
     def unfrozen(self, stage1: Geometric, directory: Path) -> tuple[RowParts, float]:
+        self.start()
         encoder = copy.deepcopy(stage1.encoder).requires_grad_(True)
         semantic = self.head("semantic", encoder.encoding)
         model = Unfrozen(encoder, semantic, self.ctx.input_key)
@@ -312,10 +320,6 @@ class SceneStages:
 
         best = self.fit(model, self.ctx.dataset.split("train"), directory, validate, "query_miou")
         return RowParts(encoder, stage1.udf, semantic, None, stage1).eval(), best
-
-    # -- evaluation
-    def evaluate(self, parts: RowParts, semantics: bool) -> list[Metric]:
-        return evaluate_scenes(self.ctx, self.config, parts.eval(), semantics)
 
 
 # ----- evaluation -----------------------------------------------------------------------------------------------
