@@ -109,7 +109,7 @@ def test_stage1_is_trained_once_and_reused(rows):
 
 
 def test_a_row_does_not_depend_on_whether_stage1_was_cached(rows, tmp_path, monkeypatch):
-    home, registry, outcomes, _ = rows
+    _, registry, outcomes, _ = rows
     monkeypatch.setenv("HARNESS_HOME", str(tmp_path))
     cold = execute(compose_config([*BASE, "protocol.row=frozen", f"seed={SEED}", f"paths.cache={tmp_path / 'cold'}"]),
                    registry)  # trains stage 1 itself, then stage 2
@@ -204,7 +204,7 @@ class Call(torch.nn.Module):
 def test_evaluation_of_a_perfect_model(context):
     from harness_plugins.protocols.contextualise.protocol import RowParts, evaluate_scenes
 
-    ctx, protocol = context("context")
+    ctx, _ = context("context")
     item = ctx.dataset.split("test")[0]
     labels = item["surface_semantic"]
     perfect = NearestSurface(item["surface"], labels, len(ctx.dataset.info.semantic_classes))

@@ -328,6 +328,25 @@ def _chunked(fn: Callable[[torch.Tensor], torch.Tensor], points: torch.Tensor, c
     return torch.cat([fn(points[i:i + chunk]) for i in range(0, len(points), chunk)]) if len(points) else fn(points)
 
 
+def _scene_field(parts: RowParts, encoding: Any, device: torch.device, chunk: int) -> Callable:
+    """The UDF of one encoded scene: points [P, 3] -> distances [P]."""
+    def distances(points: torch.Tensor) -> torch.Tensor:
+        return _chunked(lambda p: parts.udf(p[None].to(device), encoding)[0], points, chunk)
+    return distances
+
+
+def _scene_labels(parts: RowParts, encoding: Any, device: torch.device, chunk: int) -> Callable:
+    """The semantic decoder's labels in one encoded scene: points [P, 3] (numpy) -> class ids [P]."""
+    with torch.no_grad():
+        semantic_encoding = parts.semantic_encoding(encoding)
+
+    @torch.no_grad()
+    def labels(points: np.ndarray) -> np.ndarray:
+        query = torch.as_tensor(np.asarray(points, dtype=np.float32), device=device)
+        return _chunked(lambda q: parts.semantic(q[None], semantic_encoding)[0].argmax(-1), query, chunk).cpu().numpy()
+    return labels
+
+
 def evaluate_scenes(ctx: RunContext, config: SceneStagesConfig, parts: RowParts, semantics: bool) -> list[Metric]:
     """Test metrics of a row (module docstring): reconstruction always, semantics when ``semantics``."""
     from harness.geometry.udf_extraction import autograd_field, extract_udf_mesh, torch_distance
@@ -345,10 +364,7 @@ def evaluate_scenes(ctx: RunContext, config: SceneStagesConfig, parts: RowParts,
         item = test[index]
         with torch.no_grad():
             encoding = parts.encoder(item[ctx.input_key][None].to(device))
-
-        def distances(points: torch.Tensor) -> torch.Tensor:
-            return _chunked(lambda p: parts.udf(p[None].to(device), encoding)[0], points, chunk)
-
+        distances = _scene_field(parts, encoding, device, chunk)
         vertices, faces = extract_udf_mesh(autograd_field(distances, device), int(config.resolution),
                                            batch_points=chunk, udf=torch_distance(distances, device))
         if index < config.meshes_saved and len(faces):
@@ -356,18 +372,8 @@ def evaluate_scenes(ctx: RunContext, config: SceneStagesConfig, parts: RowParts,
 
             mesh_dir.mkdir(parents=True, exist_ok=True)
             trimesh.Trimesh(vertices, faces, process=False).export(mesh_dir / f"test_{index}.ply")
-        label_fn, gt_labels = None, None
-        if semantics:
-            with torch.no_grad():
-                semantic_encoding = parts.semantic_encoding(encoding)
-
-            @torch.no_grad()
-            def label_fn(points: np.ndarray) -> np.ndarray:
-                query = torch.as_tensor(np.asarray(points, dtype=np.float32), device=device)
-                return _chunked(lambda q: parts.semantic(q[None], semantic_encoding)[0].argmax(-1), query,
-                                chunk).cpu().numpy()
-
-            gt_labels = item[SURFACE_SEMANTIC].numpy()
+        label_fn = _scene_labels(parts, encoding, device, chunk) if semantics else None
+        gt_labels = item[SURFACE_SEMANTIC].numpy() if semantics else None
         per_scene.append(mesh_scene_metrics(vertices, faces, item[SURFACE].numpy(), gt_labels, label_fn,
                                             n_points=int(config.eval_points),
                                             rng=np.random.default_rng([ctx.seed, index]), delta=float(config.delta),
@@ -419,7 +425,10 @@ def save_tsne(ctx: RunContext, config: SceneStagesConfig, parts: RowParts, path:
         log.warning("t-SNE skipped: only %d labelled encoded points", len(chosen))
         return None
     d = frozen.shape[1]
-    embed = lambda f: tsne_embedding(f, config.tsne_perplexity, config.tsne_iterations, ctx.seed)  # noqa: E731
+
+    def embed(features: np.ndarray) -> np.ndarray:
+        return tsne_embedding(features, config.tsne_perplexity, config.tsne_iterations, ctx.seed)
+
     np.savez(path, xyz=xyz[chosen], labels=labels[chosen].astype(np.int64), frozen=frozen[chosen],
              contextualised=contextualised[chosen], classes=np.array(ctx.dataset.info.semantic_classes),
              tsne_frozen=embed(frozen[chosen]), tsne_context=embed(contextualised[chosen, d:]),
