@@ -27,7 +27,7 @@ import harness
 from harness.datacache import fingerprint, locked, sha256_file, write_atomic
 from harness.runner import RunContext
 from harness.specs import Kind
-from harness.training import load_checkpoint, save_checkpoint
+from harness.training import load_checkpoint, save_checkpoint, seed_everything
 
 log = logging.getLogger(__name__)
 WEIGHTS = "model.pt"
@@ -63,8 +63,10 @@ def train_once(ctx: RunContext, model: nn.Module, recipe_: Mapping[str, Any], di
                train: Callable[[Path], float]) -> float:
     """Load ``model``'s weights for ``recipe_`` if a verified entry exists; else ``train(directory)`` (which
     fits ``model`` in place, with resumable checkpoints under ``directory``, a folder of the run) and store
-    the result. Either way ``directory`` gets the weights as ``model.pt`` (a hard link where possible).
-    Returns the best validation score."""
+    the result. Either way ``directory`` gets the weights as ``model.pt`` (a hard link where possible), and the
+    random generators are reseeded with the run's seed, so whatever the run does next (a fresh head's
+    initialisation, a fine-tuning) does not depend on whether the training was cached. Returns the best
+    validation score."""
     key = fingerprint(recipe_)
     entry = Path(ctx.cfg.paths.cache) / "trained" / key
     with locked(entry):
@@ -77,7 +79,8 @@ def train_once(ctx: RunContext, model: nn.Module, recipe_: Mapping[str, Any], di
             record = {"key": key, "recipe": recipe_, "best_val": best, "sha256": sha256_file(entry / WEIGHTS)}
             write_atomic(entry / RECORD, json.dumps(record, indent=1, sort_keys=True, default=str).encode())
         _share(entry / WEIGHTS, directory / WEIGHTS)
-        return best
+    seed_everything(ctx.seed)
+    return best
 
 
 def _share(source: Path, target: Path) -> None:

@@ -92,3 +92,11 @@ def test_a_decoder_the_protocol_does_not_take_is_left_out_of_the_run(run):
     second = run("protocol=multitask", "protocol.tasks=[classification]", "protocol.steps=2", "decoder=segmentation")
     assert first.status == "succeeded" and second.status == "skipped"
     assert first.identity == second.identity
+
+
+def test_holdout_results_do_not_depend_on_whether_stage1_was_cached(run):
+    # a seed no other test uses: the first run trains stage 1, the forced rerun loads it from the cache,
+    # and the fresh stage-2 head must start from the same weights either way
+    trained = run("protocol=holdout", "protocol.task=classification", "protocol.steps=6", "seed=2024")
+    cached = run("protocol=holdout", "protocol.task=classification", "protocol.steps=6", "seed=2024", "force=true")
+    assert values(trained) == values(cached)
