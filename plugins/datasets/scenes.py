@@ -145,6 +145,28 @@ def carve_val(ids: Sequence[str], fraction: float, seed: int) -> tuple[list[str]
     return parts["train"], parts["val"]
 
 
+def assign_splits(name: str, layout: str, root: Path, scenes: Mapping[str, Any], config: Any,
+                  lists: Mapping[str, str], source: str) -> tuple[dict[str, list[str]], dict, list[Path]]:
+    """Each split's scene ids, what the split came from (for the fingerprint), and the list files used.
+
+    With both list files in ``root`` (``lists``: "train" and the held-out list's split name -> file name), the
+    held-out list is the test split and val is carved from the train list; otherwise a seeded split of the
+    scenes found, by ``config.split_fractions``."""
+    paths = {split: root / file for split, file in lists.items()}
+    if all(path.is_file() for path in paths.values()):
+        listed = {split: read_id_list(path) for split, path in paths.items()}
+        missing = [scene for ids in listed.values() for scene in ids if scene not in scenes]
+        if missing:
+            raise FileNotFoundError(f"{name}: {len(missing)} scenes of the split lists have no files in {root}, "
+                                    f"e.g. {missing[0]}; expected layout: {layout}")
+        train, val = carve_val(listed["train"], config.val_fraction, config.seed)
+        held_out = next(split for split in lists if split != "train")
+        origin = {"source": source, "val_fraction": config.val_fraction, "seed": config.seed}
+        return {"train": train, "val": val, "test": sorted(listed[held_out])}, origin, list(paths.values())
+    parts = split_by_fractions(list(scenes), config.split_fractions, config.seed)
+    return parts, {"source": "fallback", "fractions": config.split_fractions, "seed": config.seed}, []
+
+
 # ----- preparation ---------------------------------------------------------------------------------------------
 
 

@@ -24,11 +24,11 @@ from pathlib import Path
 import numpy as np
 
 from harness.data import SPLITS
-from harness.datacache import DataFileError, FileRecord, file_stats, plain_copy, require_root, split_by_fractions
+from harness.datacache import DataFileError, FileRecord, file_stats, plain_copy, require_root
 
 from ..ply_io import read_ply
-from ..scenes import (NYU40_TO_SCANNET20, SCANNET20, Entry, SceneDataset, carve_val, face_majority, map_ids, mesh_scene,
-                      normalise, open_scenes, point_scene, read_id_list, scene_rng, write_scene)
+from ..scenes import (NYU40_TO_SCANNET20, SCANNET20, Entry, SceneDataset, assign_splits, face_majority, map_ids,
+                      mesh_scene, normalise, open_scenes, point_scene, scene_rng, write_scene)
 from .config import LAYOUT, LOADER_VERSION, ScanNetConfig
 
 NAME = "scannet"
@@ -64,23 +64,6 @@ def find_scenes(root: Path, layout: str) -> dict[str, tuple[str, ...]]:
             raise FileNotFoundError(f"{NAME}: {files[1]} is missing (the labels of {files[0]}); expected layout: "
                                     f"{LAYOUT}")
     return scenes
-
-
-def assign_splits(root: Path, scenes: dict[str, tuple[str, ...]], config: ScanNetConfig
-                  ) -> tuple[dict[str, list[str]], dict, list[Path]]:
-    """Each split's scene ids, what the split came from (for the fingerprint), and the list files used."""
-    lists = {split: root / name for split, name in LISTS.items()}
-    if all(path.is_file() for path in lists.values()):
-        listed = {split: read_id_list(path) for split, path in lists.items()}
-        missing = [scene for ids in listed.values() for scene in ids if scene not in scenes]
-        if missing:
-            raise FileNotFoundError(f"{NAME}: {len(missing)} scenes of the split lists have no files in {root}, e.g. "
-                                    f"{missing[0]}; expected layout: {LAYOUT}")
-        train, val = carve_val(listed["train"], config.val_fraction, config.seed)
-        source = {"source": "official", "val_fraction": config.val_fraction, "seed": config.seed}
-        return {"train": train, "val": val, "test": sorted(listed["val"])}, source, list(lists.values())
-    parts = split_by_fractions(list(scenes), config.split_fractions, config.seed)
-    return parts, {"source": "fallback", "fractions": config.split_fractions, "seed": config.seed}, []
 
 
 def read_arrays(vertices_path: Path, labels_path: Path) -> tuple[np.ndarray, np.ndarray]:
@@ -148,7 +131,7 @@ def build(config: ScanNetConfig, cache_dir: str | Path) -> SceneDataset:
     root = require_root(NAME, config.root, LAYOUT)
     layout = detect_layout(root, config.layout)
     scenes = find_scenes(root, layout)
-    parts, source, lists = assign_splits(root, scenes, config)
+    parts, source, lists = assign_splits(NAME, LAYOUT, root, scenes, config, LISTS, "official")
     entries: dict[str, list[Entry]] = {split: [(scene, scenes[scene]) for scene in parts.get(split, [])]
                                        for split in SPLITS}
     used = [Path(f) for items in entries.values() for _, files in items for f in files]

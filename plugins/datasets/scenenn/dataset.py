@@ -19,11 +19,11 @@ from pathlib import Path
 import numpy as np
 
 from harness.data import SPLITS
-from harness.datacache import DataFileError, FileRecord, file_stats, plain_copy, require_root, split_by_fractions
+from harness.datacache import DataFileError, FileRecord, file_stats, plain_copy, require_root
 
 from ..ply_io import read_ply
-from ..scenes import (Entry, SceneDataset, carve_val, face_majority, map_ids, mesh_scene, normalise, open_scenes,
-                      read_id_list, scene_rng, write_scene)
+from ..scenes import (Entry, SceneDataset, assign_splits, face_majority, map_ids, mesh_scene, normalise,
+                      open_scenes, scene_rng, write_scene)
 from .config import LAYOUT, LOADER_VERSION, SceneNNConfig
 
 NAME = "scenenn"
@@ -42,22 +42,6 @@ def find_scenes(root: Path) -> dict[str, str]:
     if not scenes:
         raise FileNotFoundError(f"{NAME}: no scene meshes in {root}; expected layout: {LAYOUT}")
     return scenes
-
-
-def assign_splits(root: Path, scenes: dict[str, str], config: SceneNNConfig
-                  ) -> tuple[dict[str, list[str]], dict, list[Path]]:
-    lists = {split: root / name for split, name in LISTS.items()}
-    if all(path.is_file() for path in lists.values()):
-        listed = {split: read_id_list(path) for split, path in lists.items()}
-        missing = [scene for ids in listed.values() for scene in ids if scene not in scenes]
-        if missing:
-            raise FileNotFoundError(f"{NAME}: {len(missing)} scenes of the split lists have no mesh in {root}, e.g. "
-                                    f"{missing[0]}; expected layout: {LAYOUT}")
-        train, val = carve_val(listed["train"], config.val_fraction, config.seed)
-        source = {"source": "lists", "val_fraction": config.val_fraction, "seed": config.seed}
-        return {"train": train, "val": val, "test": sorted(listed["test"])}, source, list(lists.values())
-    parts = split_by_fractions(list(scenes), config.split_fractions, config.seed)
-    return parts, {"source": "fallback", "fractions": config.split_fractions, "seed": config.seed}, []
 
 
 def read_scene(path: Path, label_property: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -94,7 +78,7 @@ def build(config: SceneNNConfig, cache_dir: str | Path) -> SceneDataset:
     config.validate()
     root = require_root(NAME, config.root, LAYOUT)
     scenes = find_scenes(root)
-    parts, source, lists = assign_splits(root, scenes, config)
+    parts, source, lists = assign_splits(NAME, LAYOUT, root, scenes, config, LISTS, "lists")
     entries: dict[str, list[Entry]] = {split: [(scene, (scenes[scene],)) for scene in parts.get(split, [])]
                                        for split in SPLITS}
     classes, mapping = config.vocabulary()
