@@ -103,7 +103,7 @@ def main() -> None:
         print(f"  {name:>15}: median {timing['median_ms']:7.2f} ms = {timing['melements_per_s_median']:7.0f} M/s   "
               f"best {timing['min_ms']:7.2f} ms = {timing['melements_per_s_best']:7.0f} M/s")
     d = figures["dsconv_forward"]
-    print(f"DSConv 4-bit 256->256 3x3 forward (eval, no grad) vs float conv on the same activation:")
+    print("DSConv 4-bit 256->256 3x3 forward (eval, no grad) vs float conv on the same activation:")
     print(f"  float conv: median {float_timing['median_ms']:.1f} ms (best {float_timing['min_ms']:.1f})   "
           f"dsconv: median {dsconv_timing['median_ms']:.1f} ms (best {dsconv_timing['min_ms']:.1f})   "
           f"ratio median {d['ratio_median']:.3f}x, best/best {d['ratio_best']:.3f}x, "

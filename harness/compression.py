@@ -80,7 +80,7 @@ def parse_settings(text: str | int, what: str) -> Settings:
         if "," in raw:
             values = tuple(int(part) for part in raw.split(","))
             per = "block"
-        elif raw.isdigit() and len(raw) > 1 or " " in raw or _RUN.match(raw):
+        elif (raw.isdigit() and len(raw) > 1) or " " in raw or _RUN.match(raw):
             values = tuple(_layer_digits(raw))
             per = "layer"
         else:

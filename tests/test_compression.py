@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import pytest
-import torch
 from torch import nn
 
 from harness.compression import (CompressionReport, Settings, compress_layers, eligible_layers, exempt, model_size,

@@ -2,6 +2,7 @@
 tensor with straight-through gradients, and a cache of what is derived from a weight for evaluation."""
 from __future__ import annotations
 
+import math
 from typing import Any, Callable
 
 import torch
@@ -92,6 +93,42 @@ def bfp_activations(x: torch.Tensor, bits: int, block: int, axis: int, exponent_
     """BFP of a layer's input along its channel axis, with STE."""
     return quantise_ste(x, lambda value: bfp_quantise(value, bits, block=block, axis=axis,
                                                       exponent_bits=exponent_bits, rounding=rounding))
+
+
+class QuantisedLayer(nn.Module):
+    """A Conv1d/2d/3d or Linear layer computing with quantised weights (and, where a subclass says so, quantised
+    inputs). Its parameters are the original float weight and bias (the same tensors), which training keeps
+    updating through the STE; in evaluation the quantised weight is computed once and kept until the weight
+    changes. Subclasses define ``quantise`` (the weight) and ``quantise_input``, and their storage."""
+
+    def __init__(self, layer: nn.Module, bits: int, block: int) -> None:
+        super().__init__()
+        self.op = LayerOp(layer)
+        self.weight, self.bias = layer.weight, layer.bias
+        self.bits, self.block = bits, block
+        self._weight_cache = DerivedCache()
+
+    def quantise(self, weight: torch.Tensor) -> torch.Tensor:
+        raise NotImplementedError
+
+    def quantise_input(self, x: torch.Tensor) -> torch.Tensor:
+        return x
+
+    def effective_weight(self) -> torch.Tensor:
+        if tracking(self.weight):
+            return quantise_ste(self.weight, self.quantise)
+        return self._weight_cache.get(self.weight, lambda: self.quantise(self.weight))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.op(self.quantise_input(x), self.effective_weight(), self.bias)
+
+    def weight_blocks(self) -> int:
+        """Blocks of ``block`` input channels, one row per (output channel, kernel position)."""
+        rows = self.weight.numel() // self.weight.shape[1]
+        return rows * math.ceil(self.weight.shape[1] / self.block)
+
+    def stored_parameters(self) -> int:
+        return self.weight.numel() + numel(self.bias)
 
 
 def require_layers(layers: list, model: nn.Module, compressor: str, looked_for: str) -> None:

@@ -10,7 +10,6 @@ Activations are not stored, so quantising only them leaves the size unchanged.
 """
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 
 import torch
@@ -20,46 +19,30 @@ from harness.compression import (FLOAT_BITS, CompressionReport, compress_layers,
                                  parse_settings)
 from harness.quantisation import ROUNDINGS, bfp_quantise
 
-from ..common import (DerivedCache, LayerOp, bfp_activations, bias_bits, numel, quantise_ste, require_layers,
-                      tracking)
+from ..common import QuantisedLayer, bfp_activations, bias_bits, require_layers
 from . import BFPConfig
 
 
-class BFPLayer(nn.Module):
-    """A Conv1d/2d/3d or Linear layer computing with BFP weights and/or BFP inputs; its parameters are the original
-    float weight and bias (the same tensors), which training keeps updating through the STE."""
+class BFPLayer(QuantisedLayer):
+    """A Conv1d/2d/3d or Linear layer computing with BFP weights and/or BFP inputs."""
 
     def __init__(self, layer: nn.Module, bits: int, block: int = 32, exponent_bits: int = 7, rounding: str = "even",
                  weights: bool = True, activations: bool = True) -> None:
-        super().__init__()
-        self.op = LayerOp(layer)
-        self.weight, self.bias = layer.weight, layer.bias
-        self.bits, self.block, self.exponent_bits, self.rounding = bits, block, exponent_bits, rounding
+        super().__init__(layer, bits, block)
+        self.exponent_bits, self.rounding = exponent_bits, rounding
         self.quantise_weights, self.quantise_activations = weights, activations
-        self._weight_cache = DerivedCache()
 
     def quantise(self, weight: torch.Tensor) -> torch.Tensor:
         return bfp_quantise(weight, self.bits, block=self.block, axis=1, exponent_bits=self.exponent_bits,
                             rounding=self.rounding)
 
+    def quantise_input(self, x: torch.Tensor) -> torch.Tensor:
+        if not self.quantise_activations:
+            return x
+        return bfp_activations(x, self.bits, self.block, self.op.channel_axis, self.exponent_bits, self.rounding)
+
     def effective_weight(self) -> torch.Tensor:
-        if not self.quantise_weights:
-            return self.weight
-        if tracking(self.weight):
-            return quantise_ste(self.weight, self.quantise)
-        return self._weight_cache.get(self.weight, lambda: self.quantise(self.weight))
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if self.quantise_activations:
-            x = bfp_activations(x, self.bits, self.block, self.op.channel_axis, self.exponent_bits, self.rounding)
-        return self.op(x, self.effective_weight(), self.bias)
-
-    def weight_blocks(self) -> int:
-        rows = self.weight.numel() // self.weight.shape[1]
-        return rows * math.ceil(self.weight.shape[1] / self.block)
-
-    def stored_parameters(self) -> int:
-        return self.weight.numel() + numel(self.bias)
+        return super().effective_weight() if self.quantise_weights else self.weight
 
     def stored_bits(self) -> int:
         if self.quantise_weights:

@@ -27,7 +27,6 @@ Storage: b bits per weight, one 32-bit alpha per block, the bias at 32 bits.
 """
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 
 import torch
@@ -36,8 +35,7 @@ from torch.nn import functional as F
 
 from harness.compression import FLOAT_BITS, CompressionReport, compress_layers, eligible_layers, exempt, parse_settings
 
-from ..common import (DerivedCache, LayerOp, bfp_activations, bias_bits, numel, quantise_ste, require_layers,
-                      tracking)
+from ..common import QuantisedLayer, bfp_activations, bias_bits, require_layers
 from . import DSConvConfig
 
 MAX_BITS = 8
@@ -71,18 +69,14 @@ def dsconv_quantise(weight: torch.Tensor, bits: int, block: int = 32) -> tuple[t
         return back(q).to(torch.int8), alpha, back(dequantised)
 
 
-class DSConvLayer(nn.Module):
-    """A Conv1d/2d/3d (or Linear) layer computing with DSConv weights and BFP inputs; its parameters are the original
-    float weight and bias (the same tensors), which training keeps updating through the STE."""
+class DSConvLayer(QuantisedLayer):
+    """A Conv1d/2d/3d (or Linear) layer computing with DSConv weights and BFP inputs."""
 
     def __init__(self, layer: nn.Module, bits: int, block: int = 32, activations: bool = True) -> None:
-        super().__init__()
         if not 1 <= bits <= MAX_BITS:
             raise ValueError(f"bits={bits}: DSConv takes 1 to {MAX_BITS} bits per weight")
-        self.op = LayerOp(layer)
-        self.weight, self.bias = layer.weight, layer.bias
-        self.bits, self.block, self.quantise_activations = bits, block, activations
-        self._weight_cache = DerivedCache()
+        super().__init__(layer, bits, block)
+        self.quantise_activations = activations
 
     @property
     def activation_bits(self) -> int:
@@ -91,23 +85,10 @@ class DSConvLayer(nn.Module):
     def quantise(self, weight: torch.Tensor) -> torch.Tensor:
         return dsconv_quantise(weight, self.bits, self.block)[2]
 
-    def effective_weight(self) -> torch.Tensor:
-        if tracking(self.weight):
-            return quantise_ste(self.weight, self.quantise)
-        return self._weight_cache.get(self.weight, lambda: self.quantise(self.weight))
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if self.quantise_activations:
-            x = bfp_activations(x, self.activation_bits, self.block, self.op.channel_axis,
-                                ACTIVATION_EXPONENT_BITS)
-        return self.op(x, self.effective_weight(), self.bias)
-
-    def weight_blocks(self) -> int:
-        rows = self.weight.numel() // self.weight.shape[1]
-        return rows * math.ceil(self.weight.shape[1] / self.block)
-
-    def stored_parameters(self) -> int:
-        return self.weight.numel() + numel(self.bias)
+    def quantise_input(self, x: torch.Tensor) -> torch.Tensor:
+        if not self.quantise_activations:
+            return x
+        return bfp_activations(x, self.activation_bits, self.block, self.op.channel_axis, ACTIVATION_EXPONENT_BITS)
 
     def stored_bits(self) -> int:
         return self.weight.numel() * self.bits + self.weight_blocks() * FLOAT_BITS + bias_bits(self.bias)

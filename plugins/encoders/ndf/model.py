@@ -89,9 +89,6 @@ class NDFEncoder(nn.Module):
     def forward(self, points: torch.Tensor) -> FeatureVolumes:
         return self.forward_grid(voxelise(points, self.resolution, self.half_extent))
 
-    def sample(self, volumes: Sequence[torch.Tensor], query: torch.Tensor) -> torch.Tensor:
-        """Features [B, M, encoding.dim] of ``volumes`` at ``query`` [B, M, 3] (see :func:`sample_features`)."""
-        return sample_features(volumes, query, self.displacement, self.half_extent)
 
 
 def build(config: NDFConfig, info: DatasetInfo | None) -> NDFEncoder:

@@ -10,7 +10,7 @@ from typing import Any
 
 from torch import nn
 
-from harness.compression import CompressionReport
+from harness.compression import CompressionReport, Compressor
 from harness.datacache import sha256_file
 from harness.metrics.directions import metric
 from harness.runner import RunContext
@@ -65,7 +65,8 @@ class CompressionProtocol:
                        ctx.run_dir / "control", lambda directory: finetuning.train(control, ctx, directory))
             control_score = task.score(control, ctx, "test")
             metrics.append(metric("test", f"control_{task.selection}", control_score))
-        report = ctx.build("compressor").compress(model)
+        compressor: Compressor = ctx.build("compressor")
+        report = compressor.compress(model)
         model.to(ctx.device)
         save_report(report, ctx.run_dir / "compression.json")
         metrics.append(metric("test", f"pre_{task.selection}", task.score(model, ctx, "test")))
