@@ -1,8 +1,9 @@
 """One run: resolve components, check them, compute the identity, execute the protocol, record the outcome.
 
-A run exists in the store from the moment its identity is known (after the dataset is opened, since
-the identity includes the dataset fingerprint). From then on nothing is lost: a success stores its
-metrics in one transaction, an exception is stored as ``failed`` with its reason, and Ctrl-C or
+A run exists in the store from the moment its identity is known (after the dataset is opened, and any other data
+the protocol declares it reads is fingerprinted, since the identity includes those fingerprints; data that cannot
+be read raises before the run is recorded, like an unknown component). From then on nothing is lost: a success
+stores its metrics in one transaction, an exception is stored as ``failed`` with its reason, and Ctrl-C or
 SIGTERM as ``interrupted``; a rerun of the same identity resumes from the run's last checkpoint.
 """
 from __future__ import annotations
@@ -14,9 +15,10 @@ import logging
 import shutil
 import signal
 import time
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 from omegaconf import DictConfig, OmegaConf, open_dict
 
@@ -26,7 +28,7 @@ from harness.config import ROLES, component_config, identity_config
 from harness.data import Dataset
 from harness.environment import environment
 from harness.registry import Registry
-from harness.specs import ComponentSpec, Kind
+from harness.specs import ComponentSpec, Kind, load_attribute
 from harness.store import Metric, RunRecord, Store
 
 log = logging.getLogger(__name__)
@@ -41,15 +43,13 @@ class RunFailed(RuntimeError):
 
 
 @dataclass
-class RunContext:
-    """What a protocol gets: its components (built on demand), the dataset, the device and a run folder."""
+class RunSetup:
+    """What a run is made of before it is claimed: its config, components (built on demand) and dataset; what a
+    protocol's ``data_fingerprints`` hook gets (the run folder is named after the identity it helps compute)."""
 
     cfg: DictConfig
     specs: dict[str, ComponentSpec]
     dataset: Dataset
-    device: Any  # torch.device
-    run_dir: Path
-    seed: int
     registry: Registry
 
     def config(self, role: str) -> Any:
@@ -79,6 +79,15 @@ class RunContext:
     def build_named(self, kind: Kind, name: str, *args: Any) -> Any:
         spec, config = self.named_spec_and_config(kind, name)
         return spec.build(config, *args)
+
+
+@dataclass
+class RunContext(RunSetup):
+    """What a protocol gets: the run's setup, the device, a run folder and the seed."""
+
+    device: Any  # torch.device
+    run_dir: Path
+    seed: int
 
 
 @dataclass
@@ -113,8 +122,18 @@ def method_label(specs: dict[str, ComponentSpec], configs: dict[str, Any]) -> st
     return f"{label} [{describe()}]" if describe else label
 
 
-def run_identity(cfg: DictConfig, specs: dict[str, ComponentSpec], fingerprint: str, seed: bool = True) -> str:
-    """The hash that decides skip/rerun; ``seed=False`` gives the variant, shared by the seeds of one setting."""
+def data_fingerprints(setup: RunSetup) -> dict[str, str]:
+    """{label: fingerprint} of the data the protocol reads besides the run's dataset (its ``data_fingerprints``
+    hook; none without one)."""
+    hook = setup.specs["protocol"].capabilities.data_fingerprints
+    return dict(load_attribute(hook)(setup)) if hook else {}
+
+
+def run_identity(cfg: DictConfig, specs: dict[str, ComponentSpec], fingerprint: str, seed: bool = True,
+                 data: Mapping[str, str] | None = None) -> str:
+    """The hash that decides skip/rerun; ``seed=False`` gives the variant, shared by the seeds of one setting.
+    ``data``: the fingerprints of what the protocol reads besides the dataset (only a protocol that reads some has
+    the key, so declaring the hook leaves every other identity as it was)."""
     config = identity_config(cfg)
     if not seed:
         config.pop("seed")
@@ -124,6 +143,8 @@ def run_identity(cfg: DictConfig, specs: dict[str, ComponentSpec], fingerprint: 
         "dataset_fingerprint": fingerprint,
         "harness": harness.__version__,
     }
+    if data:
+        payload["data_fingerprints"] = dict(data)
     return hashlib.sha256(json.dumps(payload, sort_keys=True, default=str).encode()).hexdigest()
 
 
@@ -161,14 +182,20 @@ def execute(cfg: DictConfig, registry: Registry) -> RunOutcome:
     device = resolve_device(cfg.device)
     seed_everything(cfg.seed)
     dataset = specs["dataset"].build(component_config(cfg, specs["dataset"]), cache_dir=Path(cfg.paths.cache))
+    setup = RunSetup(cfg=cfg, specs=specs, dataset=dataset, registry=registry)
+    data = data_fingerprints(setup)
 
-    identity = run_identity(cfg, specs, dataset.info.fingerprint)
+    identity = run_identity(cfg, specs, dataset.info.fingerprint, data=data)
     run_dir = Path(cfg.paths.runs) / identity[:16]
+    components: dict[str, dict[str, Any]] = {role: {"name": spec.name, "version": spec.version}
+                                             for role, spec in sorted(specs.items())}
+    if data:  # recorded with the protocol that reads it
+        components["protocol"]["data_fingerprints"] = data
     record = RunRecord(
-        identity=identity, variant=run_identity(cfg, specs, dataset.info.fingerprint, seed=False),
+        identity=identity, variant=run_identity(cfg, specs, dataset.info.fingerprint, seed=False, data=data),
         protocol=protocol_spec.name, dataset=dataset.info.name,
         method=method_label(specs, {role: component_config(cfg, spec) for role, spec in specs.items()}),
-        components={role: {"name": spec.name, "version": spec.version} for role, spec in sorted(specs.items())},
+        components=components,
         profile=cfg.profile.name, dataset_fingerprint=dataset.info.fingerprint,
         config=OmegaConf.to_container(cfg, resolve=True), seed=cfg.seed, environment=environment(str(device)),
         run_dir=str(run_dir),
@@ -190,8 +217,8 @@ def execute(cfg: DictConfig, registry: Registry) -> RunOutcome:
     with _sigterm_as_interrupt():
         try:
             protocol = protocol_spec.build(component_config(cfg, protocol_spec))
-            context = RunContext(cfg=cfg, specs=specs, dataset=dataset, device=device, run_dir=run_dir, seed=cfg.seed,
-                                 registry=registry)
+            context = RunContext(cfg=cfg, specs=specs, dataset=dataset, registry=registry, device=device,
+                                 run_dir=run_dir, seed=cfg.seed)
             metrics = protocol.run(context)
         except KeyboardInterrupt as exc:
             store.fail(run_id, f"interrupted: {exc or 'KeyboardInterrupt'}", interrupted=True)

@@ -7,9 +7,10 @@ from __future__ import annotations
 
 import dataclasses
 import importlib
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from enum import Enum
-from typing import Any, Callable, Mapping
+from typing import Any
 
 
 class Kind(str, Enum):
@@ -112,6 +113,20 @@ class ProtocolCaps:
     # dataset's current metrics (``Store.metrics`` rows plus each run's ``run_dir``); returns {file name: (caption,
     # PNG bytes)}, deterministic (regenerating from the same store and run folders gives identical files)
     figures: str = ""
+    # the data it reads besides the run's dataset (e.g. the datasets another stage trains on, a weights file given
+    # by path): "module:function" called as function(setup) with the run's ``harness.runner.RunSetup`` before the
+    # run is claimed; returns {label: fingerprint} (content hashes), which enter the run's identity (changed data
+    # reruns it) and are recorded with it; raises a ValueError/OSError naming the bad value when the data is unusable
+    data_fingerprints: str = ""
+
+
+def load_attribute(path: str) -> Any:
+    """The object a ``"module:attr"`` string names (``attr`` may be dotted), imported only now."""
+    module, _, attr = path.partition(":")
+    obj: Any = importlib.import_module(module)
+    for part in attr.split("."):
+        obj = getattr(obj, part)
+    return obj
 
 
 Capabilities = EncoderCaps | DecoderCaps | DatasetCaps | CompressorCaps | ProtocolCaps
@@ -164,13 +179,7 @@ class ComponentSpec:
 
     def load(self) -> Callable[..., Any]:
         """Import the factory (lazily, on first build)."""
-        if callable(self.factory):
-            return self.factory
-        module, _, attr = self.factory.partition(":")
-        obj: Any = importlib.import_module(module)
-        for part in attr.split("."):
-            obj = getattr(obj, part)
-        return obj
+        return self.factory if callable(self.factory) else load_attribute(self.factory)
 
     def build(self, *args: Any, **kwargs: Any) -> Any:
         return self.load()(*args, **kwargs)

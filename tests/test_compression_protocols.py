@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import math
 import os
+import shutil
 
 import pandas as pd
 import pytest
+import torch
 from torch import nn
 
 from harness.bench import compose_config
@@ -88,13 +90,24 @@ def test_compression_accounts_parameters_and_size_exactly(run):
 
 def test_compression_from_a_checkpoint_and_a_clear_error_when_it_does_not_fit(run, home, tmp_path):
     classified = values(run("protocol=classification"))
-    weights = f"{run_dir(home, 'classification')}/model.pt"
-    loaded = values(run("protocol=compression", "compressor=dsconv", "protocol.steps=0",
-                        f"protocol.checkpoint={weights}"))
-    assert loaded[("baseline_top1", None)] == classified[("top1", None)]
+    weights = tmp_path / "baseline.pt"  # a copy: the run folder's file is the shared trained cache's
+    shutil.copyfile(f"{run_dir(home, 'classification')}/model.pt", weights)
+    from_file = ("protocol=compression", "compressor=dsconv", "protocol.steps=0", f"protocol.checkpoint={weights}")
+    loaded = run(*from_file)
+    assert values(loaded)[("baseline_top1", None)] == classified[("top1", None)]
+    # the file's content is part of the identity: the same file skips, changed weights rerun
+    again = run(*from_file)
+    assert (again.status, again.identity) == ("skipped", loaded.identity)
+    state = torch.load(weights, weights_only=True)
+    model = state.get("model", state)
+    first = next(iter(model))
+    model[first] = model[first] + 1
+    torch.save(state, weights)
+    changed = run(*from_file)
+    assert changed.status == "succeeded" and changed.identity != loaded.identity
     with pytest.raises(RunFailed, match="does not fit the classification model of encoder resnet_cifar"):
         run("protocol=compression", "compressor=dsconv", "encoder.depth=14", f"protocol.checkpoint={weights}")
-    with pytest.raises(RunFailed, match="no such file"):
+    with pytest.raises(FileNotFoundError, match="no such file"):  # before the run is recorded
         run("protocol=compression", "compressor=dsconv", f"protocol.checkpoint={tmp_path}/absent.pt")
 
 

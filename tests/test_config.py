@@ -74,3 +74,7 @@ def test_identity_covers_config_and_versions_but_not_where_results_go(registry):
     assert run_identity(base, specs, "fp") != run_identity(base, specs, "fp2")
     bumped = {"encoder": ComponentSpec(**{**vars(specs["encoder"]), "version": "2"})}
     assert run_identity(base, specs, "fp") != run_identity(base, bumped, "fp")
+    # the data a protocol reads besides the dataset: no data leaves the identity as it was, changed data changes it
+    assert run_identity(base, specs, "fp", data={}) == run_identity(base, specs, "fp")
+    assert run_identity(base, specs, "fp", data={"source": "a"}) != run_identity(base, specs, "fp",
+                                                                              data={"source": "b"})

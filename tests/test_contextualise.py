@@ -16,11 +16,13 @@ import torch
 from harness_plugins.datasets.scenes import SCANNET20
 from harness_plugins.protocols.contextualise import TSNE_FILE, ContextualiseConfig
 from harness_plugins.protocols.contextualise.protocol import ContextualiseProtocol
+from harness_plugins.protocols.cross_dataset import CrossDatasetConfig
 
 from harness.bench import compose_config, regenerate_leaderboards
 from harness.config import component_config, register_configs
 from harness.registry import default_registry
 from harness.runner import RunContext, RunFailed, execute, resolve_specs
+from harness.store import Store
 from harness.training import load_checkpoint
 
 BASE = ["protocol=contextualise", "dataset=synthetic_rooms", "encoder=point_transformer", "profile=smoke"]
@@ -302,5 +304,30 @@ def test_cross_dataset_trains_stage1_on_another_dataset(rows, tmp_path, monkeypa
     assert len(rooms) == 2  # stage 1 on the rooms (the contextualise rows) and on the ScanNet-layout scenes
     unions = [r for _, r in contextualise_recipes() if len(r["dataset"]) == 2]
     assert len(unions) == 1 and {d["fingerprint"] for d in unions[0]["dataset"]} == rooms
-    with pytest.raises(RunFailed, match="does not name"):
+    # the sources are part of the identity: unchanged data skips, an edited source file reruns
+    again = execute(compose_config([*cross, "protocol.source=[scannet]"]), registry)
+    assert (again.status, again.identity) == ("skipped", single.identity)
+    vertices = root / "scene0001_00_vert_all.npy"
+    np.save(vertices, np.load(vertices) * 0.98)
+    edited = execute(compose_config([*cross, "protocol.source=[scannet]"]), registry)
+    assert edited.status == "succeeded" and edited.identity != single.identity
+    # a bad source is named before the run is recorded
+    with pytest.raises(ValueError, match=r"protocol.source_config configures \['scannet'\]"):
         execute(compose_config([*cross, "protocol.source=[synthetic_rooms]"]), registry)
+    with pytest.raises(FileNotFoundError, match="scannet: dataset.root='/nonexistent/scannet'"):
+        execute(compose_config([*cross[:-1], "protocol.source=[scannet]",
+                                "+protocol.source_config={scannet: {root: /nonexistent/scannet}}"]), registry)
+    runs = Store(f"sqlite:///{tmp_path}/home/results.sqlite").runs().set_index("identity")
+    assert set(runs["status"]) == {"succeeded"}  # nothing recorded for the bad sources
+    before, after = (runs.loc[identity, "components"]["protocol"]["data_fingerprints"]
+                     for identity in (single.identity, edited.identity))
+    assert set(after) == {"source.scannet"} and after != before
+
+
+def test_cross_dataset_rows_name_their_sources():
+    assert CrossDatasetConfig(source=["synthetic_rooms"]).describe() == \
+        "geometric on synthetic_rooms, context on the run's dataset"
+    assert CrossDatasetConfig(source=["synthetic_rooms", "scannet"],
+                              source_config={"synthetic_rooms": {"seed": 1, "room_types": ["office", "kitchen"]}}
+                              ).describe() == ("geometric on synthetic_rooms (room_types=[office,kitchen], seed=1) "
+                                               "+ scannet, context on the run's dataset")

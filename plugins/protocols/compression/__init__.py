@@ -48,6 +48,7 @@ SPEC = ComponentSpec(
                BenchVariant(("compressor=dsconv", "compressor.bits=4"), datasets=("synthetic_images",)),
                BenchVariant(("compressor=bfp", "compressor.bits=6"), datasets=("synthetic_shapes",),
                             inputs=("points",), tasks=("occupancy",))),
+        data_fingerprints="harness_plugins.protocols.compression.protocol:checkpoint_fingerprint",
     ),
     version="1",
     citation=('Hughes et al., "Approximating Continuous Convolutions for Deep Network Compression", BMVC 2022; '

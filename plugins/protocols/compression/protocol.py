@@ -13,7 +13,7 @@ from torch import nn
 from harness.compression import CompressionReport, Compressor
 from harness.datacache import sha256_file
 from harness.metrics.directions import metric
-from harness.runner import RunContext
+from harness.runner import RunContext, RunSetup
 from harness.store import Metric
 from harness.task_protocol import TaskProtocol, task_protocol
 from harness.trained import train_once
@@ -23,15 +23,28 @@ from harness.training_config import TrainingConfig
 from . import BaselineConfig, CompressionConfig
 
 
+def checkpoint_file(config: BaselineConfig) -> Path:
+    """``config.checkpoint`` as a path to an existing file."""
+    path = Path(config.checkpoint).expanduser()
+    if not path.is_file():
+        raise FileNotFoundError(f"protocol.checkpoint={config.checkpoint!r}: no such file")
+    return path
+
+
+def checkpoint_fingerprint(setup: RunSetup) -> dict[str, str]:
+    """The baseline weights file's content hash, part of the run's identity (``ProtocolCaps.data_fingerprints``):
+    a run whose ``protocol.checkpoint`` file changed is rerun, not skipped. None when the task trains it."""
+    config = setup.config("protocol")
+    return {"checkpoint": sha256_file(checkpoint_file(config))} if config.checkpoint else {}
+
+
 def baseline_model(ctx: RunContext, task: TaskProtocol, config: BaselineConfig) -> tuple[nn.Module, dict[str, Any]]:
     """The uncompressed model, loaded from ``config.checkpoint`` or trained by the task's protocol, and what
     decides its weights (the checkpoint's checksum, or the training recipe)."""
     if not config.checkpoint:
         return task.trained_model(ctx)[0], task.recipe(ctx)
     model = task.build_model(ctx)
-    path = Path(config.checkpoint).expanduser()
-    if not path.is_file():
-        raise FileNotFoundError(f"protocol.checkpoint={config.checkpoint!r}: no such file")
+    path = checkpoint_file(config)
     state = load_checkpoint(path, ctx.device)
     state = state.get("model", state) if isinstance(state, dict) else state
     try:

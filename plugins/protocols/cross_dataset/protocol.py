@@ -11,7 +11,7 @@ import torch
 
 from harness.data import QUERY, UDF
 from harness.metrics.directions import metric
-from harness.runner import RunContext
+from harness.runner import RunContext, RunSetup
 from harness.specs import Kind
 from harness.store import Metric
 
@@ -37,7 +37,7 @@ class GeometryItems(torch.utils.data.Dataset):
                 UDF: item[UDF][:self.query_points]}
 
 
-def source_datasets(ctx: RunContext, config: CrossDatasetConfig) -> list[tuple[Any, Any]]:
+def source_datasets(ctx: RunSetup, config: CrossDatasetConfig) -> list[tuple[Any, Any]]:
     """(built dataset, its config) per source: the run's own dataset where a source names it without overrides,
     else the named dataset with this run's profile and ``source_config``'s overrides."""
     if not config.source:
@@ -64,6 +64,14 @@ def source_datasets(ctx: RunContext, config: CrossDatasetConfig) -> list[tuple[A
                              f"{', '.join(info.targets)} targets; stage 1 needs {ctx.input_key} with udf targets")
         sources.append((dataset, dataset_config))
     return sources
+
+
+def source_fingerprints(setup: RunSetup) -> dict[str, str]:
+    """The sources' fingerprints, part of the run's identity (``ProtocolCaps.data_fingerprints``): a run whose
+    source data changed is rerun, not skipped."""
+    config = setup.config("protocol")
+    return {f"source.{name}": dataset.info.fingerprint
+            for name, (dataset, _) in zip(config.source, source_datasets(setup, config))}
 
 
 def source_data(ctx: RunContext, config: CrossDatasetConfig) -> TrainingData:
