@@ -22,6 +22,7 @@ import os
 import time
 import zipfile
 import zlib
+from collections import OrderedDict
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence, Sized
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from contextlib import contextmanager
@@ -38,6 +39,9 @@ if TYPE_CHECKING:
 
 MANIFEST = "manifest.json"
 MANIFEST_EVERY_S = 5.0
+# Bytes of stored arrays kept in memory by read_arrays (per process): a quick-profile dataset fits whole, so
+# every epoch after the first reads no file; a paper-sized one keeps its most recently used files.
+ARRAY_MEMO_BYTES = 512 * 2**20
 
 FileRecord = dict[str, Any]  # {"sha256": str, "size": int, "mtime_ns": int}
 
@@ -600,9 +604,39 @@ class SampledSplit(SeededSplit):
         return item
 
 
+_array_memo: OrderedDict[tuple[Any, ...], dict[str, np.ndarray]] = OrderedDict()
+_array_memo_bytes = 0
+
+
+def read_arrays(path: Path, names: Iterable[str]) -> dict[str, np.ndarray]:
+    """The arrays ``names`` (those present) of the npz at ``path``, read-only, remembered in memory up to
+    :data:`ARRAY_MEMO_BYTES` (least recently used forgotten first). Items of a training set re-read the same
+    few hundred files every epoch, and reading one costs more than drawing an item from it. Keyed by the
+    file's size and mtime too, so a rewritten cache file is read afresh."""
+    global _array_memo_bytes
+    status = path.stat()
+    names = tuple(names)
+    key = (str(path), status.st_size, status.st_mtime_ns, names)
+    arrays = _array_memo.get(key)
+    if arrays is not None:
+        _array_memo.move_to_end(key)
+        return dict(arrays)
+    with np.load(path) as stored:
+        arrays = {name: stored[name] for name in names if name in stored.files}
+    for array in arrays.values():
+        array.setflags(write=False)  # shared by every later item: nobody may change them in place
+    size = sum(array.nbytes for array in arrays.values())
+    if size <= ARRAY_MEMO_BYTES:
+        _array_memo[key] = arrays
+        _array_memo_bytes += size
+        while _array_memo_bytes > ARRAY_MEMO_BYTES:
+            _array_memo_bytes -= sum(array.nbytes for array in _array_memo.popitem(last=False)[1].values())
+    return dict(arrays)
+
+
 class CachedSplit(SampledSplit):
-    """A :class:`SampledSplit` over a cache of :func:`shape_files`; each item reads one npz (its members load
-    lazily, so the cached mesh arrays are never read here)."""
+    """A :class:`SampledSplit` over a cache of :func:`shape_files`; each item draws from one npz's sample arrays
+    (:func:`read_arrays`: the cached mesh arrays are never read here)."""
 
     arrays = SAMPLE_ARRAYS  # what an item reads of the shape's npz
 
@@ -611,5 +645,4 @@ class CachedSplit(SampledSplit):
         self.directory = directory
 
     def shape(self, index: int) -> dict[str, np.ndarray]:
-        with np.load(self.directory / shape_files(self.split, index)[0]) as stored:
-            return {name: stored[name] for name in self.arrays if name in stored.files}
+        return read_arrays(self.directory / shape_files(self.split, index)[0], self.arrays)

@@ -29,7 +29,8 @@ from PIL import Image
 from pykdtree.kdtree import KDTree
 
 from harness import data as keys
-from harness.datacache import V2_TO_ONET, DataFileError, shape_files, split_by_fractions
+from harness import datacache
+from harness.datacache import V2_TO_ONET, DataFileError, read_arrays, shape_files, split_by_fractions
 from harness.registry import default_registry
 from harness.specs import Kind
 
@@ -112,6 +113,27 @@ def test_data_file_errors_survive_pickling():
     """Errors raised in cache-building worker processes reach the parent intact."""
     error = pickle.loads(pickle.dumps(DataFileError("/x/y.off", "bad", 3)))
     assert str(error) == "/x/y.off:3: bad" and error.line == 3
+
+
+def test_read_arrays_remembers_files_within_its_budget_and_rereads_rewritten_ones(tmp_path, monkeypatch):
+    """Items re-read their shape's npz every epoch: after the first read the arrays come from memory (the same
+    read-only arrays), a rewritten file is read afresh, and the least recently used files go past the budget."""
+    monkeypatch.setattr(datacache, "_array_memo", datacache.OrderedDict())
+    monkeypatch.setattr(datacache, "_array_memo_bytes", 0)
+    monkeypatch.setattr(datacache, "ARRAY_MEMO_BYTES", 2 * 800)  # two files of 800 bytes
+    paths = [tmp_path / f"{i}.npz" for i in range(3)]
+    for i, path in enumerate(paths):
+        np.savez(path, a=np.full(100, i, dtype=np.float64), b=np.arange(3))
+    first = read_arrays(paths[0], ["a", "missing"])
+    assert set(first) == {"a"} and not first["a"].flags.writeable and (first["a"] == 0).all()
+    assert read_arrays(paths[0], ["a", "missing"])["a"] is first["a"]
+    np.savez(paths[0], a=np.full(100, 7.0))
+    os.utime(paths[0], ns=(1, 1))  # a different mtime, as a regenerated file has
+    assert (read_arrays(paths[0], ["a"])["a"] == 7).all()
+    read_arrays(paths[1], ["a"])
+    read_arrays(paths[2], ["a"])  # three files of 800 bytes: the oldest (paths[0]) is forgotten
+    assert datacache._array_memo_bytes == 1600 and len(datacache._array_memo) == 2
+    assert str(paths[0]) not in {key[0] for key in datacache._array_memo}
 
 
 # ----- OFF meshes and modelnet40 ---------------------------------------------------------------------------

@@ -45,7 +45,8 @@ import numpy as np
 from harness import data as keys
 from harness.data import DatasetInfo, check_split
 from harness.datacache import (DataFileError, FileRecord, SeededSplit, check_fields, check_index, ensure_cache,
-                               npz_bytes, ply_bytes, shape_files, split_by_fractions, split_counts, write_atomic)
+                               npz_bytes, ply_bytes, read_arrays, shape_files, split_by_fractions, split_counts,
+                               write_atomic)
 
 # ----- vocabularies ------------------------------------------------------------------------------------------
 
@@ -320,7 +321,7 @@ class SceneItemSizes:
 
 
 class SceneSplit(SeededSplit):
-    """One split of prepared scenes: each item reads one npz (lazily, only the arrays it draws from)."""
+    """One split of prepared scenes: each item draws from one npz's stored arrays (:func:`read_arrays`)."""
 
     def __init__(self, name: str, split: str, size: int, seed: int, sizes: SceneItemSizes, directory: Path) -> None:
         super().__init__(name, split, size, seed)
@@ -329,8 +330,7 @@ class SceneSplit(SeededSplit):
 
     def scene(self, index: int) -> dict[str, np.ndarray]:
         """The stored arrays of scene ``index`` an item draws from."""
-        with np.load(self.directory / shape_files(self.split, index)[0]) as stored:
-            return {name: stored[name] for name in STORED}
+        return read_arrays(self.directory / shape_files(self.split, index)[0], STORED)
 
     def draw(self, index: int, rng: np.random.Generator) -> dict[str, np.ndarray]:
         scene, sizes = self.scene(index), self.sizes
