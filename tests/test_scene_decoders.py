@@ -137,6 +137,32 @@ def test_udf_on_points_is_non_negative_and_differentiable():
         assert (decoder(query, (xyz, features)) == 0).any()
 
 
+@pytest.mark.parametrize("straight_through", [False, True])
+def test_udf_predictions_pushed_below_zero_come_back_only_with_the_straight_through_gradient(straight_through):
+    """Every prediction starts clamped at 0 by the ReLU (the state Adam at lr 1e-3 drives a fresh decoder into
+    on rooms): the plain ReLU passes no gradient and the field stays 0; the straight-through one recovers.
+    The forward value is the ReLU either way."""
+    torch.manual_seed(5)
+    xyz, features = cloud(n=64, dim=8, seed=5)
+    decoder = build_udf(smoke(udf_pkg, straight_through=straight_through), EncodingInfo("points", 8), INFO)
+    with torch.no_grad():
+        decoder.head.mlp[-1].bias.fill_(-0.02)
+    query = torch.rand(2, 100, 3) - 0.5
+    target = 0.002 + 0.02 * torch.rand(2, 100)
+    raw = decoder.head(query, (xyz, features)).squeeze(-1)
+    assert torch.equal(decoder(query, (xyz, features)), torch.relu(raw)) and (raw < 0).all()
+    optimiser = torch.optim.Adam(decoder.parameters(), lr=1e-3)
+    for _ in range(30):
+        optimiser.zero_grad()
+        udf_loss(decoder(query, (xyz, features)), target).backward()
+        optimiser.step()
+    out = decoder.eval()(query, (xyz, features))
+    if straight_through:
+        assert (out > 0).float().mean() > 0.9
+    else:
+        assert (out == 0).all() and decoder.head.mlp[-1].bias.item() == pytest.approx(-0.02)
+
+
 def test_udf_on_the_ndf_grid_encoding():
     torch.manual_seed(4)
     encoder = build_ndf(smoke(ndf_pkg), None)

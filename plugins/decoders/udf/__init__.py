@@ -29,6 +29,9 @@ class UDFConfig:
     hidden: list[int] = field(default_factory=lambda: [128, 64])  # distance MLP widths (``points`` path)
     grid_hidden: list[int] = field(default_factory=lambda: [512, 256, 256])  # 1x1 conv widths (``grid`` path)
     output_bias: float = 0.05  # initial output (final layer: zero weights, this bias): inside (0, clamp 0.1)
+    # training passes the output ReLU's gradient below 0 too, so predictions pushed below 0 can come back
+    # (False: the plain ReLU, whose predictions can all die at lr 1e-3; see model.non_negative)
+    straight_through: bool = True
     knn_chunk: int = 512  # queries per kNN chunk (memory: at most chunk x N distances)
 
 
@@ -38,7 +41,7 @@ SPEC = ComponentSpec(
     factory="harness_plugins.decoders.udf.model:build",
     config=UDFConfig,
     capabilities=DecoderCaps(consumes=("points", "grid"), task="udf"),
-    version="1",
+    version="2",
     citation=('Wang et al., "RangeUDF: Semantic Surface Reconstruction from 3D Point Clouds", arXiv 2204.09138 '
               '(points); Chibane, Mir and Pons-Moll, "Neural Unsigned Distance Fields for Implicit Function '
               'Learning", NeurIPS 2020 (grid); as used by Costain, Li and Prisacariu, "Contextualising Implicit '
