@@ -9,6 +9,7 @@ SIGTERM as ``interrupted``; a rerun of the same identity resumes from the run's 
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import hashlib
 import json
 import logging
@@ -112,9 +113,15 @@ def resolve_specs(cfg: DictConfig, registry: Registry) -> dict[str, ComponentSpe
 def method_label(specs: dict[str, ComponentSpec], configs: dict[str, Any]) -> str:
     """How a combination reads in a leaderboard row: its components in model order, each followed by what
     its config says of itself where it can (``describe()``, e.g. a compressor's per-layer bits), then the
-    protocol's own description (e.g. a multi-task protocol's task set)."""
+    protocol's own description (e.g. a multi-task protocol's task set). Component fields the protocol sweeps
+    (its config's ``swept_fields()``, e.g. the quantisation protocol's bits) read "swept", not their default."""
+    swept = getattr(configs.get("protocol"), "swept_fields", dict)()
+
     def described(role: str) -> str:
-        describe = getattr(configs.get(role), "describe", None)
+        config = configs.get(role)
+        if swept.get(role) and dataclasses.is_dataclass(config):
+            config = dataclasses.replace(config, **{name: "swept" for name in swept[role]})
+        describe = getattr(config, "describe", None)
         return f"{specs[role].name} ({describe()})" if describe else specs[role].name
 
     label = " + ".join(described(role) for role in ("encoder", "decoder", "compressor") if role in specs)

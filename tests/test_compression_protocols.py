@@ -17,7 +17,7 @@ from harness.data import DatasetInfo
 from harness.leaderboard import ProtocolBoard, render_leaderboards
 from harness.pareto import ParetoPoints, pareto_points
 from harness.registry import default_registry
-from harness.runner import RunFailed, execute
+from harness.runner import RunFailed, execute, method_label
 from harness.specs import Kind, ParetoAxes
 from harness.store import Metric, RunRecord, Store
 
@@ -129,6 +129,19 @@ def test_quantisation_rows_per_configuration_with_exact_bits(run, home):
         assert 0.0 <= outcome[("top1", str(bits))] <= 1.0
     with pytest.raises(RunFailed, match="protocol.setting='harmonics'"):
         run("protocol=quantisation", "compressor=dsconv", "protocol.setting=harmonics")
+
+
+def test_quantisation_label_shows_the_swept_compressor_field_as_swept():
+    """The configurations set the compressor's bits, so its default bits would mislabel the row."""
+    registry = default_registry()
+    specs = {"encoder": registry.get(Kind.ENCODER, "resnet_cifar"),
+             "compressor": registry.get(Kind.COMPRESSOR, "dsconv")}
+    configs = {role: spec.config() for role, spec in specs.items()}
+    quantisation = registry.get(Kind.PROTOCOL, "quantisation")
+    swept = method_label(specs, {**configs, "protocol": quantisation.config(configurations=["8", "2"])})
+    assert swept == "resnet_cifar + dsconv (bits swept, block 32) [2 bits configurations]"
+    compression = registry.get(Kind.PROTOCOL, "compression")
+    assert method_label(specs, {**configs, "protocol": compression.config()}).startswith("resnet_cifar + dsconv (bits 4,")
 
 
 def test_pareto_front_is_the_non_dominated_points():

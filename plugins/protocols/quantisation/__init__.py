@@ -23,6 +23,10 @@ class QuantisationConfig(BaselineConfig):
     def describe(self) -> str:
         return f"{len(self.configurations)} {self.setting} configurations"
 
+    def swept_fields(self) -> dict[str, list[str]]:
+        """The compressor field its configurations set: method labels show it as swept, not its default."""
+        return {"compressor": [self.setting]}
+
 
 SPEC = ComponentSpec(
     kind=Kind.PROTOCOL,
@@ -38,6 +42,7 @@ SPEC = ComponentSpec(
         primary_metric="top1",
         breakdown="configuration",
         pareto=ParetoAxes(size="size_mb", quality=("top1", "iou", "miou")),
+        data_fingerprints="harness_plugins.protocols.compression.protocol:checkpoint_fingerprint",
         # uniform bit-widths on every model, and on ResNet-20 (19 convolutions) two non-uniform schemes of
         # NUQ Table 1's kind: more bits at the start, or at the end
         bench=(BenchVariant(("compressor=dsconv", "compressor.exempt_first=false",
