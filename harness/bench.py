@@ -7,6 +7,8 @@ a failing combination is recorded and the bench moves on. The leaderboards are r
 from __future__ import annotations
 
 import logging
+import multiprocessing
+from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterator, Sequence
@@ -88,26 +90,69 @@ def compose_config(overrides: Sequence[str]):
 
 
 def run_bench(registry: Registry, profile: str = "quick", seeds: int = 1, force: bool = False,
-              protocols: Sequence[str] = (), extra: Sequence[str] = ()) -> list[tuple[Combination, RunOutcome | None, str]]:
-    """Run the combinations; returns (combination, outcome, error) per run, errors recorded, never raised."""
+              protocols: Sequence[str] = (), extra: Sequence[str] = (),
+              jobs: int = 1) -> list[tuple[Combination, RunOutcome | None, str]]:
+    """Run the combinations; returns (combination, outcome, error) per run, in order, errors recorded, never
+    raised. ``jobs`` > 1 runs that many at once in worker processes (with the installed plugins), the torch
+    threads shared out among them: small models keep one core busy with Python and data loading rather than
+    with maths, so two single-threaded runs finish sooner than two two-threaded ones in turn. Runs that need
+    the same dataset or trained weights wait for whichever builds them first (both caches are locked)."""
     register_configs(registry)
+    todo = [(combination, seed) for combination in combinations(registry)
+            if not protocols or combination.protocol in protocols for seed in range(seeds)]
+    log.info("bench: %d runs (%d seed(s) each), profile %s, %d at a time", len(todo), seeds, profile, jobs)
+    overrides = [combination.overrides() + [f"profile={profile}", f"seed={seed}", f"force={force}", *extra]
+                 for combination, seed in todo]
+    if jobs <= 1:
+        outcomes = [_run_one(registry, chosen) for chosen in overrides]
+    else:
+        import torch
+
+        threads = max(1, torch.get_num_threads() // jobs)
+        context = multiprocessing.get_context("spawn")  # fork could deadlock on torch's threads
+        with ProcessPoolExecutor(jobs, mp_context=context, initializer=_start_worker, initargs=(threads,)) as pool:
+            outcomes = list(pool.map(_run_in_worker, overrides))
     results = []
-    todo = [c for c in combinations(registry) if not protocols or c.protocol in protocols]
-    log.info("bench: %d combinations x %d seed(s), profile %s", len(todo), seeds, profile)
-    for combination in todo:
-        for seed in range(seeds):
-            overrides = combination.overrides() + [f"profile={profile}", f"seed={seed}", f"force={force}", *extra]
-            try:
-                outcome = execute(compose_config(overrides), registry)
-                results.append((combination, outcome, ""))
-                log.info("%s seed=%d: %s", combination, seed, outcome.status)
-            except RunFailed as exc:
-                results.append((combination, None, str(exc)))
-                log.error("%s", exc)
-            except Exception as exc:  # a broken combination must not stop the others
-                results.append((combination, None, f"{type(exc).__name__}: {exc}"))
-                log.error("%s seed=%d could not start: %s: %s", combination, seed, type(exc).__name__, exc)
+    for (combination, seed), (outcome, error) in zip(todo, outcomes):
+        results.append((combination, outcome, error))
+        if outcome is not None:
+            log.info("%s seed=%d: %s", combination, seed, outcome.status)
     return results
+
+
+def _run_one(registry: Registry, overrides: list[str]) -> tuple[RunOutcome | None, str]:
+    """One run: its outcome, or None and why it failed or could not start (a broken combination must not stop
+    the others)."""
+    try:
+        return execute(compose_config(overrides), registry), ""
+    except RunFailed as exc:
+        log.error("%s", exc)
+        return None, str(exc)
+    except Exception as exc:
+        log.error("%s could not start: %s: %s", " ".join(overrides), type(exc).__name__, exc)
+        return None, f"{type(exc).__name__}: {exc}"
+
+
+_worker_registry: Registry | None = None
+
+
+def _start_worker(threads: int) -> None:
+    """A bench worker process: its logging, its share of the torch threads and its registry."""
+    global _worker_registry
+    import torch
+
+    from harness.cli import setup_logging
+    from harness.registry import default_registry
+
+    setup_logging()
+    torch.set_num_threads(threads)
+    _worker_registry = default_registry()
+    register_configs(_worker_registry)
+
+
+def _run_in_worker(overrides: list[str]) -> tuple[RunOutcome | None, str]:
+    assert _worker_registry is not None, "bench worker used before _start_worker"
+    return _run_one(_worker_registry, overrides)
 
 
 def regenerate_leaderboards(registry: Registry, store_url: str, out_dir: Path) -> list[Path]:

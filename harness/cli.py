@@ -36,7 +36,7 @@ def _registry():
     return default_registry()
 
 
-def _setup_logging() -> None:
+def setup_logging() -> None:
     logging.basicConfig(level=logging.INFO, format="[%(asctime)s %(name)s] %(message)s", datefmt="%H:%M:%S")
 
 
@@ -111,11 +111,15 @@ def cmd_bench(argv: Sequence[str]) -> int:
     parser.add_argument("--force", action="store_true", help="rerun combinations that already succeeded")
     parser.add_argument("--protocol", action="append", default=[], help="only these protocols")
     parser.add_argument("--out", default="leaderboards", help="folder of the markdown files")
+    parser.add_argument("--jobs", type=int, default=1,
+                        help="runs at a time, in worker processes sharing the torch threads (default 1)")
     parser.add_argument("overrides", nargs="*", help="extra Hydra overrides for every run, e.g. device=auto")
     args = parser.parse_args(argv)
-    _setup_logging()
+    if args.jobs < 1:
+        parser.error(f"--jobs must be >= 1, got {args.jobs}")
+    setup_logging()
     registry = _registry()
-    results = run_bench(registry, args.profile, args.seeds, args.force, args.protocol, args.overrides)
+    results = run_bench(registry, args.profile, args.seeds, args.force, args.protocol, args.overrides, args.jobs)
     store_url = next((o.split("=", 1)[1] for o in args.overrides if o.startswith("store.url=")), default_store_url())
     paths = regenerate_leaderboards(registry, store_url, Path(args.out))
     rows = [(str(c), outcome.status if outcome else "failed", error[:120]) for c, outcome, error in results]

@@ -82,3 +82,22 @@ def test_variants_filter_by_targets_datasets_and_tasks_and_encoders_bring_their_
     ]
     assert Combination("multi", "shapes", "cloud", None, ("protocol.tasks=[a]",)).overrides() == [
         "protocol=multi", "dataset=shapes", "encoder=cloud", "protocol.tasks=[a]"]
+
+
+def test_parallel_bench_records_the_same_runs_as_the_sequential_one(tmp_path, monkeypatch):
+    """Two runs at a time in worker processes: every run succeeds and is stored under the identity a
+    sequential bench gives it (which then skips them all)."""
+    from harness.bench import run_bench
+    from harness.config import default_store_url
+    from harness.registry import default_registry
+    from harness.store import Store
+
+    monkeypatch.setenv("HARNESS_HOME", str(tmp_path))
+    parallel = run_bench(default_registry(), "smoke", protocols=["classification"], jobs=2)
+    assert len(parallel) >= 2 and all(outcome and outcome.status == "succeeded" for _, outcome, _ in parallel)
+    sequential = run_bench(default_registry(), "smoke", protocols=["classification"])
+    assert [c for c, _, _ in sequential] == [c for c, _, _ in parallel]
+    assert [o.identity for _, o, _ in sequential] == [o.identity for _, o, _ in parallel]
+    assert {o.status for _, o, _ in sequential} == {"skipped"}
+    runs = Store(default_store_url()).runs()
+    assert sorted(runs["identity"]) == sorted(o.identity for _, o, _ in parallel)
