@@ -1,7 +1,9 @@
 """harness.pointops against brute-force definitions; the point_transformer and ndf encoders: hand-checked
-attention and sampling, shapes, stage sizes, permutation equivariance, parameter counts, trainability."""
+attention and sampling, the restructured attention and transition down against their direct formulas (outputs,
+gradients, BN statistics), shapes, stage sizes, permutation equivariance, parameter counts, trainability."""
 from __future__ import annotations
 
+import copy
 import itertools
 import subprocess
 import sys
@@ -15,7 +17,8 @@ from harness_plugins.encoders.ndf import SPEC as NDF_SPEC
 from harness_plugins.encoders.ndf.model import NDFEncoder, voxelise
 from harness_plugins.encoders.ndf.sampling import DISPLACEMENT_ORDER, FeatureVolumes, sample_features
 from harness_plugins.encoders.point_transformer import SPEC as PT_SPEC
-from harness_plugins.encoders.point_transformer.model import PointTransformerLayer, PointTransformerUNet
+from harness_plugins.encoders.point_transformer.model import (PointTransformerLayer, PointTransformerUNet,
+                                                             TransitionDown)
 
 INFO = DatasetInfo(name="toy_rooms", modalities=("points",), targets=("udf", "semantic"), classes=())
 
@@ -241,6 +244,83 @@ def test_vector_attention_with_constant_logits_is_the_mean_of_values_plus_positi
             torch.testing.assert_close(out[0, i], expected, atol=1e-6, rtol=1e-5)
         # identical neighbours (point 1 three times): exactly v_1 + delta_11 = v_1 + theta(0)
         torch.testing.assert_close(out[0, 1], v[0, 1] + layer.pos(torch.zeros(3)), atol=1e-6, rtol=1e-5)
+
+
+def attention_direct(layer: PointTransformerLayer, xyz, x, nbrs):
+    """The paper's vector attention as written, every [B, N, k, C] term formed: delta_ij = theta(p_j - p_i),
+    w_ij = softmax_j(gamma(k_j - q_i + delta_ij)), y_i = sum_j w_ij (.) (v_j + delta_ij), channel g*C/s + c
+    taking weight c. BN layers see the same rows as in the layer (one forward, one statistics update each)."""
+    q, k, v = layer.to_q(x), layer.to_k(x), layer.to_v(x)
+    delta = layer.pos(pointops.gather(xyz, nbrs) - xyz.unsqueeze(2))
+    w = layer.weight(pointops.gather(k, nbrs) - q.unsqueeze(2) + delta).softmax(dim=2)
+    return (w.repeat(1, 1, 1, layer.share_planes) * (pointops.gather(v, nbrs) + delta)).sum(dim=2)
+
+
+def transition_down_direct(td: TransitionDown, xyz, x):
+    """Transition down as written: Linear+BN+ReLU of the grouped [p_j - p_i, f_j], then the max over j."""
+    if td.stride == 1:
+        return xyz, td.mlp(x)
+    centres = pointops.gather(xyz, pointops.farthest_point_sampling(xyz, max(1, xyz.shape[1] // td.stride)))
+    idx = td.knn.indices(centres, xyz, min(td.neighbours, xyz.shape[1]))
+    grouped = torch.cat([pointops.gather(xyz, idx) - centres.unsqueeze(2), pointops.gather(x, idx)], dim=-1)
+    return centres, td.mlp(grouped).max(dim=2).values
+
+
+def assert_same_training_step(model, direct, run):
+    """``run(model)`` and ``run(direct)`` (its copy) agree in outputs, parameter gradients and BN buffers (running
+    statistics updated by exactly one forward: num_batches_tracked == 1)."""
+    torch.testing.assert_close(run(model), run(direct), atol=1e-10, rtol=1e-8)
+    for (name, p), (_, q) in zip(model.named_parameters(), direct.named_parameters()):
+        torch.testing.assert_close(p.grad, q.grad, atol=1e-10, rtol=1e-8, msg=name)
+    buffers = dict(direct.named_buffers())
+    for name, b in model.named_buffers():
+        torch.testing.assert_close(b, buffers[name], atol=1e-12, rtol=1e-10, msg=name)
+        if name.endswith("num_batches_tracked"):
+            assert b.item() == 1, name
+
+
+def test_vector_attention_equals_the_direct_formula_in_training():
+    """The restructured layer (no [B, N, k, C] tensor) against the formula, in float64 and training mode: the same
+    outputs, gradients (parameters and input features) and BN running statistics, over 2 clouds."""
+    torch.manual_seed(9)
+    layer = PointTransformerLayer(16, share_planes=4).double()
+    direct = copy.deepcopy(layer)
+    xyz = torch.rand(2, 30, 3, dtype=torch.float64)
+    x = torch.randn(2, 30, 16, dtype=torch.float64)
+    nbrs = pointops.knn_indices(xyz, xyz, 6)
+    grads = []
+
+    def run(module):
+        features = x.clone().requires_grad_()
+        out = attention_direct(module, xyz, features, nbrs) if module is direct else module(xyz, features, nbrs)
+        (out * torch.linspace(-1, 1, 16, dtype=torch.float64)).square().sum().backward()
+        grads.append(features.grad)
+        return out
+
+    assert_same_training_step(layer, direct, run)
+    torch.testing.assert_close(grads[0], grads[1], atol=1e-10, rtol=1e-8)
+
+
+def test_point_transformer_equals_the_direct_formulas_in_training(monkeypatch):
+    """The whole U-Net (attention and transition down restructured) against the same network running the direct
+    formulas: outputs, every parameter's gradient and every BN running statistic after one training step."""
+    torch.manual_seed(10)
+    net = PointTransformerUNet(channels=[8, 16, 16], blocks=[1, 2, 1], neighbours=[4, 6, 6], strides=[1, 4, 4],
+                               share_planes=4).double()
+    direct = copy.deepcopy(net)
+    points = torch.rand(2, 96, 3, dtype=torch.float64)
+    target = torch.randn(2, 96, 8, dtype=torch.float64)
+
+    def run(model):
+        with monkeypatch.context() as patch:
+            if model is direct:
+                patch.setattr(PointTransformerLayer, "forward", attention_direct)
+                patch.setattr(TransitionDown, "forward", transition_down_direct)
+            _, features = model(points)
+            (features - target).square().mean().backward()
+        return features
+
+    assert_same_training_step(net, direct, run)
 
 
 def test_point_transformer_smoke_shapes_stages_and_encoding():

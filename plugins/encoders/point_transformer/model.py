@@ -16,10 +16,12 @@ Building blocks (Section 3 and Figure 4 of the paper):
 
   with q, k, v linear maps of the features and ``s = share_planes``: the C/s attention weights are shared by
   ``s`` groups of channels (channel ``g*C/s + c`` uses weight ``c``).
+  Computed in an equivalent restructured form that never materialises a [B, N, k, C] tensor (see the class).
 - :class:`PointTransformerBlock` - residual bottleneck: Linear+BN+ReLU, attention+BN+ReLU, Linear+BN, plus the
   input, ReLU.
 - :class:`TransitionDown` - stride 1: Linear+BN+ReLU per point; stride s > 1: N//s points by farthest point
-  sampling, each gathers its k nearest input points' ``[p_j - p_i, f_j]``, Linear+BN+ReLU, max over the k.
+  sampling, each gathers its k nearest input points' ``[p_j - p_i, f_j]``, Linear+BN+ReLU, max over the k
+  (computed with the Linear applied per input point before the gather, and the ReLU after the max).
 - :class:`TransitionUp` - Linear+BN+ReLU of the coarse features, 3-nearest-neighbour inverse-distance
   interpolation to the finer points, plus Linear+BN+ReLU of the skip features of that level. The coarsest
   decoder level has nothing coarser to take: its "transition up" mixes every point's features with a global
@@ -34,7 +36,7 @@ parameters; the contextualiser's shrunk version (channels 32-32-64-64-128, one b
 """
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 import torch
 from torch import nn
@@ -49,14 +51,17 @@ NAME = "point_transformer"
 
 
 class PointBatchNorm(nn.BatchNorm1d):
-    """BatchNorm1d over the last axis of [..., C] tensors (statistics over every point/neighbour in the batch)."""
+    """BatchNorm1d over the last axis of [..., C] tensors (statistics over every point/neighbour in the batch).
+
+    Its output is a view (of the [M, C] normalised rows): the ReLUs after it are out of place, as an in-place op
+    on a view makes autograd copy the whole gradient in backward."""
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:  # type: ignore[override]
         return super().forward(x.reshape(-1, x.shape[-1])).view(x.shape)
 
 
 def linear_bn_relu(c_in: int, c_out: int) -> nn.Sequential:
-    return nn.Sequential(nn.Linear(c_in, c_out, bias=False), PointBatchNorm(c_out), nn.ReLU(inplace=True))
+    return nn.Sequential(nn.Linear(c_in, c_out, bias=False), PointBatchNorm(c_out), nn.ReLU())
 
 
 class KnnSettings:
@@ -78,8 +83,56 @@ class KnnSettings:
                                     block=self.block)
 
 
+class _NeighbourWeightedSum(torch.autograd.Function):
+    """out[r, s, g] = sum_j w[r, j, g] * values[index[j, r], s, g]: the attention's weighted sum of the gathered
+    neighbours' values (weight g shared by the s channel groups), one neighbour slot j at a time into reused
+    [R, s, G] buffers, with a hand-written backward that gathers the values again instead of keeping the
+    [R, k, s, G] gathered tensor."""
+
+    @staticmethod
+    def forward(ctx, values: torch.Tensor, weights: torch.Tensor, index: torch.Tensor) -> torch.Tensor:
+        """values [P, s, G], weights [R, k, G], index [k, R] (contiguous rows, into P) -> [R, s, G]."""
+        ctx.save_for_backward(values, weights, index)
+        out = values.new_zeros(weights.shape[0], values.shape[1], weights.shape[2])
+        gathered = torch.empty_like(out)  # one buffer for every slot: fresh large tensors page-fault
+        for j in range(index.shape[0]):
+            out.addcmul_(torch.index_select(values, 0, index[j], out=gathered), weights[:, j].unsqueeze(1))
+        return out
+
+    @staticmethod
+    def backward(ctx, grad: torch.Tensor) -> tuple[torch.Tensor | None, torch.Tensor | None, None]:
+        values, weights, index = ctx.saved_tensors
+        grad_values = torch.zeros_like(values) if ctx.needs_input_grad[0] else None
+        grad_weights = torch.empty_like(weights) if ctx.needs_input_grad[1] else None
+        scratch = torch.empty_like(grad)
+        for j in range(index.shape[0]):
+            if grad_weights is not None:
+                torch.sum(torch.index_select(values, 0, index[j], out=scratch).mul_(grad), dim=1,
+                          out=grad_weights[:, j])
+            if grad_values is not None:
+                grad_values.index_add_(0, index[j], torch.mul(grad, weights[:, j].unsqueeze(1), out=scratch))
+        return grad_values, grad_weights, None
+
+
 class PointTransformerLayer(nn.Module):
-    """Vector self-attention y_i = sum_j softmax_j(gamma(k_j - q_i + delta_ij)) (.) (v_j + delta_ij)."""
+    """Vector self-attention y_i = sum_j softmax_j(gamma(k_j - q_i + delta_ij)) (.) (v_j + delta_ij).
+
+    Computed without any [B, N, k, C] tensor (the same function, the same parameters), by linearity:
+
+    - gamma's first Linear W_g (C -> C/s) is applied before the gather: W_g k_j - W_g q_i + W_g delta_ij, with
+      W_g k and W_g q per point (one projection of x by the products W_g W_k, W_g W_q) and W_g delta_ij =
+      (W_g W_t) h_ij + W_g b_t from theta's 3-wide hidden h_ij (delta_ij = W_t h_ij + b_t): the logits' branch
+      is C/s wide throughout; likewise theta's first Linear A (p_j - p_i) = A p_j - A p_i, A p per point;
+    - sum_j w_ij (.) delta_ij = W_t (sum_j w_ij h_ij^T) + b_t per group (the weights sum to 1 over j), a
+      [N, C/s, 3] contraction; sum_j w_ij (.) v_j is :class:`_NeighbourWeightedSum`, which keeps no gathered
+      values for backward.
+
+    What backward keeps per layer is then a few [B, N, k, C/s] and [B, N, k, 3] tensors (softmax weights, the
+    BN inputs and outputs of gamma and theta) instead of several [B, N, k, C] ones.
+
+    BatchNorm layers run once per forward, on the same inputs as the direct formula (their statistics and
+    running estimates are unchanged).
+    """
 
     def __init__(self, channels: int, share_planes: int = 8) -> None:
         super().__init__()
@@ -91,22 +144,44 @@ class PointTransformerLayer(nn.Module):
         self.to_k = nn.Linear(channels, channels)
         self.to_v = nn.Linear(channels, channels)
         # theta: position encoding of p_j - p_i
-        self.pos = nn.Sequential(nn.Linear(3, 3), PointBatchNorm(3), nn.ReLU(inplace=True), nn.Linear(3, channels))
+        self.pos = nn.Sequential(nn.Linear(3, 3), PointBatchNorm(3), nn.ReLU(), nn.Linear(3, channels))
         # gamma: attention weights, one per group of share_planes channels
-        self.weight = nn.Sequential(nn.Linear(channels, groups), PointBatchNorm(groups), nn.ReLU(inplace=True),
+        self.weight = nn.Sequential(nn.Linear(channels, groups), PointBatchNorm(groups), nn.ReLU(),
                                     nn.Linear(groups, groups))
 
     def forward(self, xyz: torch.Tensor, x: torch.Tensor, neighbours: torch.Tensor) -> torch.Tensor:
         """xyz [B, N, 3], x [B, N, C], neighbours [B, N, k] (indices into N) -> [B, N, C]."""
         batch, n_points, k = neighbours.shape
-        q = self.to_q(x)
-        delta = self.pos(pointops.gather(xyz, neighbours) - xyz.unsqueeze(2))  # [B, N, k, C]
-        # k_j - q_i + delta_ij and v_j + delta_ij, in place on the fresh gathered tensors
-        relation = pointops.gather(self.to_k(x), neighbours).sub_(q.unsqueeze(2)).add_(delta)  # [B, N, k, C]
-        w = self.weight(relation).softmax(dim=2)  # [B, N, k, C/s]
-        values = pointops.gather(self.to_v(x), neighbours).add_(delta)
-        values = values.view(batch, n_points, k, self.share_planes, self.channels // self.share_planes)
-        return (values * w.unsqueeze(3)).sum(dim=2).reshape(batch, n_points, self.channels)
+        groups = self.channels // self.share_planes
+        gamma_in, theta_out = self.weight[0], self.pos[3]
+        # W_g k and W_g q (C/s wide each) in one projection; v apart (contiguous, as the weighted sum wants it)
+        weight = torch.cat([gamma_in.weight @ self.to_k.weight, gamma_in.weight @ self.to_q.weight])
+        bias = torch.cat([gamma_in.weight @ self.to_k.bias, gamma_in.weight @ self.to_q.bias])
+        key, query = nn.functional.linear(x, weight, bias).split(groups, dim=-1)
+        value = self.to_v(x)
+        # theta's hidden h_ij = ReLU(BN(A (p_j - p_i) + a)) [B, N, k, 3], with A p per point, then gathered
+        theta_in = self.pos[0]
+        moved = nn.functional.linear(xyz, theta_in.weight)
+        # (difference first: exactly 0 at j = i, as p_i - p_i in the formula, where ReLU(BN) may sit at its kink)
+        hidden = (pointops.gather(moved, neighbours) - moved.unsqueeze(2)).add_(theta_in.bias)
+        hidden = self.pos[2](self.pos[1](hidden))
+        # gamma's first Linear of (k_j - q_i + delta_ij), C/s wide. (The Linear's output and the gather are views:
+        # the first sum is out of place, else autograd copies the whole gradient; -q_i is negated before the
+        # broadcast add, as sub's backward would negate the whole [B, N, k, C/s] gradient.)
+        logits = pointops.gather(key, neighbours) + nn.functional.linear(
+            hidden, gamma_in.weight @ theta_out.weight, gamma_in.weight @ theta_out.bias + gamma_in.bias)
+        logits = logits.add_(query.neg().unsqueeze(2))
+        w = self.weight[1:](logits).softmax(dim=2)  # [B, N, k, C/s]
+        # sum_j w_ij (.) v_j, rows of all clouds flattened (indices offset by cloud)
+        offsets = torch.arange(batch, device=neighbours.device).mul_(n_points).view(batch, 1, 1)
+        index = (neighbours + offsets).view(batch * n_points, k).t().contiguous()
+        out = _NeighbourWeightedSum.apply(value.reshape(batch * n_points, self.share_planes, groups),
+                                          w.reshape(batch * n_points, k, groups), index)
+        # sum_j w_ij (.) delta_ij = W_t (sum_j w_ij h_ij) + b_t, channel g*C/s + c taking weight c
+        moments = w.transpose(2, 3) @ hidden  # [B, N, C/s, 3]
+        positions = torch.einsum("bncm,gcm->bngc", moments, theta_out.weight.view(self.share_planes, groups, 3))
+        return (out.view(batch, n_points, self.channels) + positions.reshape(batch, n_points, self.channels)
+                + theta_out.bias)
 
 
 class PointTransformerBlock(nn.Module):
@@ -119,7 +194,7 @@ class PointTransformerBlock(nn.Module):
         self.bn2 = PointBatchNorm(channels)
         self.linear3 = nn.Linear(channels, channels, bias=False)
         self.bn3 = PointBatchNorm(channels)
-        self.relu = nn.ReLU(inplace=True)
+        self.relu = nn.ReLU()
 
     def forward(self, xyz: torch.Tensor, x: torch.Tensor, neighbours: torch.Tensor) -> torch.Tensor:
         y = self.linear1(x)
@@ -147,8 +222,13 @@ class TransitionDown(nn.Module):
         centres = pointops.gather(xyz, pointops.farthest_point_sampling(xyz, m))  # [B, m, 3]
         k = min(self.neighbours, n_points)
         idx = self.knn.indices(centres, xyz, k)  # [B, m, k]
-        grouped = torch.cat([pointops.gather(xyz, idx) - centres.unsqueeze(2), pointops.gather(x, idx)], dim=-1)
-        return centres, self.mlp(grouped).max(dim=2).values
+        # Linear([p_j - p_i, f_j]) = W [p_j, f_j] - W_p p_i: the Linear per input point, then gathered (the sum
+        # out of place: in place on the gathered view, autograd would copy the whole gradient in backward); and
+        # max_j ReLU(BN(.)) = ReLU(max_j BN(.)): no [B, m, k, C] ReLU output is kept for backward
+        weight = self.mlp[0].weight
+        mixed = pointops.gather(nn.functional.linear(torch.cat([xyz, x], dim=-1), weight), idx) \
+            + nn.functional.linear(centres, -weight[:, :3]).unsqueeze(2)
+        return centres, self.mlp[2](self.mlp[1](mixed).max(dim=2).values)
 
 
 class TransitionUp(nn.Module):
@@ -170,7 +250,7 @@ class GlobalContext(nn.Module):
 
     def __init__(self, channels: int) -> None:
         super().__init__()
-        self.pool = nn.Sequential(nn.Linear(channels, channels), nn.ReLU(inplace=True))
+        self.pool = nn.Sequential(nn.Linear(channels, channels), nn.ReLU())
         self.mix = linear_bn_relu(2 * channels, channels)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
