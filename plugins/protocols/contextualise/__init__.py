@@ -82,14 +82,16 @@ class ContextualiseConfig(SceneStagesConfig):
     def describe(self) -> str:
         """How its leaderboard rows read: the row, and the contextualiser's overrides where it has one."""
         if self.row == "context" and self.context:
-            return f"context: {', '.join(f'{k}={_compact(v)}' for k, v in sorted(self.context.items()))}"
+            return f"context: {overrides_text(self.context)}"
         return self.row
 
 
-def _compact(value: Any) -> str:
-    if isinstance(value, (list, tuple)):
-        return "[" + ",".join(str(v) for v in value) + "]"
-    return str(value)
+def overrides_text(overrides: dict[str, Any]) -> str:
+    """Config overrides as a method label shows them: ``k=v, ...`` by key, lists as ``[a,b]``."""
+    def compact(value: Any) -> str:
+        return "[" + ",".join(map(str, value)) + "]" if isinstance(value, (list, tuple)) else str(value)
+
+    return ", ".join(f"{key}={compact(value)}" for key, value in sorted(overrides.items()))
 
 
 # quick: the paper's lr, ten epochs of the 24 training rooms at batch 2

@@ -26,7 +26,7 @@ from typing import Any
 
 from harness.specs import BenchVariant, ComponentSpec, Kind, ProtocolCaps
 
-from ..contextualise import QUICK, SMOKE, SceneStagesConfig, _compact
+from ..contextualise import QUICK, SMOKE, SceneStagesConfig, overrides_text
 
 
 @dataclass
@@ -39,8 +39,8 @@ class CrossDatasetConfig(SceneStagesConfig):
         """How its leaderboard rows read: each source with its overrides, which tell a source apart from the run's
         dataset of the same name (the diagonal has none)."""
         def source(name: str) -> str:
-            overrides = sorted(self.source_config.get(name, {}).items())
-            return f"{name} ({', '.join(f'{k}={_compact(v)}' for k, v in overrides)})" if overrides else name
+            overrides = self.source_config.get(name)
+            return f"{name} ({overrides_text(overrides)})" if overrides else name
 
         return f"geometric on {' + '.join(source(name) for name in self.source)}, context on the run's dataset"
 
