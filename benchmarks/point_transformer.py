@@ -1,5 +1,6 @@
 """Point Transformer at paper sizes (10k input points, batch 1): forward + backward time and peak memory with
-the chunked, spatially pruned kNN (harness.pointops, the default) against the same network with a dense
+the chunked kNN (harness.pointops, the default; spatially pruned in the searches of at least 2^24 query-point
+pairs, where that pays, see ``KnnSettings`` in the model) against the same network with a dense
 all-pairs kNN (``dense_knn=True``: every kNN builds its full distance matrix, 10k x 10k at the first stage,
 with one matmul and a top-k); the kNN alone at 10k points in both versions; FPS and kNN throughput at 10k-100k
 points.

@@ -17,8 +17,8 @@ from harness_plugins.encoders.ndf import SPEC as NDF_SPEC
 from harness_plugins.encoders.ndf.model import NDFEncoder, voxelise
 from harness_plugins.encoders.ndf.sampling import DISPLACEMENT_ORDER, FeatureVolumes, sample_features
 from harness_plugins.encoders.point_transformer import SPEC as PT_SPEC
-from harness_plugins.encoders.point_transformer.model import (PointTransformerLayer, PointTransformerUNet,
-                                                             TransitionDown)
+from harness_plugins.encoders.point_transformer.model import (PRUNE_FROM_PAIRS, KnnSettings, PointTransformerLayer,
+                                                             PointTransformerUNet, TransitionDown)
 
 INFO = DatasetInfo(name="toy_rooms", modalities=("points",), targets=("udf", "semantic"), classes=())
 
@@ -369,6 +369,21 @@ def test_point_transformer_dense_knn_gives_the_same_network_output():
         net.dense_knn = True
         _, dense = net(points)
     torch.testing.assert_close(chunked, dense)
+
+
+def test_knn_settings_prune_only_large_searches_and_agree_with_dense():
+    """Below PRUNE_FROM_PAIRS query-point pairs the network's chunked kNN runs plain chunks, above it the spatially
+    pruned search: either way the neighbours' distances are those of the all-pairs search."""
+    torch.manual_seed(11)
+    chunked, dense = KnnSettings(chunk=64), KnnSettings(dense=True)
+    for n in (300, 4200):  # 9e4 and 1.8e7 pairs
+        assert (n * n >= PRUNE_FROM_PAIRS) == (n == 4200)
+        cloud = torch.rand(1, n, 3)
+
+        def distances(settings):
+            return (pointops.gather(cloud, settings.indices(cloud, cloud, 8)) - cloud.unsqueeze(2)).norm(dim=-1)
+
+        torch.testing.assert_close(distances(chunked), distances(dense))
 
 
 def test_point_transformer_paper_parameter_count():

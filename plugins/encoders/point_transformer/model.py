@@ -64,10 +64,16 @@ def linear_bn_relu(c_in: int, c_out: int) -> nn.Sequential:
     return nn.Sequential(nn.Linear(c_in, c_out, bias=False), PointBatchNorm(c_out), nn.ReLU())
 
 
+# Query-point pairs from which the spatial pruning pays for its bookkeeping (1 thread, room scans: at 2,500 x
+# 2,500 pairs plain chunks are 1.3x faster, at 10,000 x 2,500 the pruned search 1.25x; benchmarks/point_transformer).
+PRUNE_FROM_PAIRS = 1 << 24
+
+
 class KnnSettings:
     """How a network's kNN searches run, shared by all its modules (so one switch changes them all):
-    ``dense`` (the all-pairs distance matrix, the benchmark's reference), else ``chunk`` queries at a time
-    with spatial pruning over blocks of ``block`` points (``None``: no pruning); see :mod:`harness.pointops`."""
+    ``dense`` (the all-pairs distance matrix, the benchmark's reference), else ``chunk`` queries at a time,
+    spatially pruned over blocks of ``block`` points (``None``: never) in searches of at least
+    ``PRUNE_FROM_PAIRS`` query-point pairs; see :mod:`harness.pointops`."""
 
     def __init__(self, dense: bool = False, chunk: int = pointops.KNN_CHUNK,
                  block: int | None = pointops.KNN_BLOCK) -> None:
@@ -75,12 +81,15 @@ class KnnSettings:
             raise ValueError(f"{NAME}: knn chunk must be >= 1, got {chunk}")
         self.dense, self.chunk, self.block = bool(dense), int(chunk), block
 
+    def _block(self, query: torch.Tensor, points: torch.Tensor) -> int | None:
+        return self.block if query.shape[1] * points.shape[1] >= PRUNE_FROM_PAIRS else None
+
     def indices(self, query: torch.Tensor, points: torch.Tensor, k: int) -> torch.Tensor:
-        return pointops.knn_indices(query, points, k, None if self.dense else self.chunk, self.block)
+        return pointops.knn_indices(query, points, k, None if self.dense else self.chunk, self._block(query, points))
 
     def interpolate(self, query: torch.Tensor, points: torch.Tensor, features: torch.Tensor) -> torch.Tensor:
         return pointops.interpolate(query, points, features, k=3, chunk=None if self.dense else self.chunk,
-                                    block=self.block)
+                                    block=self._block(query, points))
 
 
 class _NeighbourWeightedSum(torch.autograd.Function):
