@@ -112,15 +112,15 @@ class _NeighbourWeightedSum(torch.autograd.Function):
     def backward(ctx, grad: torch.Tensor) -> tuple[torch.Tensor | None, torch.Tensor | None, None]:
         values, weights, index = ctx.saved_tensors
         grad_values = torch.zeros_like(values) if ctx.needs_input_grad[0] else None
-        grad_weights = torch.empty_like(weights) if ctx.needs_input_grad[1] else None
+        # the weights' gradient slot-major [k, R, G] (contiguous rows to write), returned as a transposed view
+        grad_weights = weights.new_empty(index.shape[0], *grad.shape[::2]) if ctx.needs_input_grad[1] else None
         scratch = torch.empty_like(grad)
         for j in range(index.shape[0]):
             if grad_weights is not None:
-                torch.sum(torch.index_select(values, 0, index[j], out=scratch).mul_(grad), dim=1,
-                          out=grad_weights[:, j])
+                torch.sum(torch.index_select(values, 0, index[j], out=scratch).mul_(grad), dim=1, out=grad_weights[j])
             if grad_values is not None:
                 grad_values.index_add_(0, index[j], torch.mul(grad, weights[:, j].unsqueeze(1), out=scratch))
-        return grad_values, grad_weights, None
+        return grad_values, None if grad_weights is None else grad_weights.transpose(0, 1), None
 
 
 class PointTransformerLayer(nn.Module):
@@ -129,7 +129,7 @@ class PointTransformerLayer(nn.Module):
     Computed without any [B, N, k, C] tensor (the same function, the same parameters), by linearity:
 
     - gamma's first Linear W_g (C -> C/s) is applied before the gather: W_g k_j - W_g q_i + W_g delta_ij, with
-      W_g k and W_g q per point (one projection of x by the products W_g W_k, W_g W_q) and W_g delta_ij =
+      W_g k and W_g q per point (projections of x by the products W_g W_k, W_g W_q) and W_g delta_ij =
       (W_g W_t) h_ij + W_g b_t from theta's 3-wide hidden h_ij (delta_ij = W_t h_ij + b_t): the logits' branch
       is C/s wide throughout; likewise theta's first Linear A (p_j - p_i) = A p_j - A p_i, A p per point;
     - sum_j w_ij (.) delta_ij = W_t (sum_j w_ij h_ij^T) + b_t per group (the weights sum to 1 over j), a
@@ -163,10 +163,9 @@ class PointTransformerLayer(nn.Module):
         batch, n_points, k = neighbours.shape
         groups = self.channels // self.share_planes
         gamma_in, theta_out = self.weight[0], self.pos[3]
-        # W_g k and W_g q (C/s wide each) in one projection; v apart (contiguous, as the weighted sum wants it)
-        weight = torch.cat([gamma_in.weight @ self.to_k.weight, gamma_in.weight @ self.to_q.weight])
-        bias = torch.cat([gamma_in.weight @ self.to_k.bias, gamma_in.weight @ self.to_q.bias])
-        key, query = nn.functional.linear(x, weight, bias).split(groups, dim=-1)
+        # W_g k and -W_g q (C/s wide each, contiguous for the gather and the broadcast add) and v, per point
+        key = nn.functional.linear(x, gamma_in.weight @ self.to_k.weight, gamma_in.weight @ self.to_k.bias)
+        neg_query = nn.functional.linear(x, -gamma_in.weight @ self.to_q.weight, -gamma_in.weight @ self.to_q.bias)
         value = self.to_v(x)
         # theta's hidden h_ij = ReLU(BN(A (p_j - p_i) + a)) [B, N, k, 3], with A p per point, then gathered
         theta_in = self.pos[0]
@@ -175,11 +174,11 @@ class PointTransformerLayer(nn.Module):
         hidden = (pointops.gather(moved, neighbours) - moved.unsqueeze(2)).add_(theta_in.bias)
         hidden = self.pos[2](self.pos[1](hidden))
         # gamma's first Linear of (k_j - q_i + delta_ij), C/s wide. (The Linear's output and the gather are views:
-        # the first sum is out of place, else autograd copies the whole gradient; -q_i is negated before the
-        # broadcast add, as sub's backward would negate the whole [B, N, k, C/s] gradient.)
+        # the first sum is out of place, else autograd copies the whole gradient; -q_i is added, as sub's
+        # backward would negate the whole [B, N, k, C/s] gradient.)
         logits = pointops.gather(key, neighbours) + nn.functional.linear(
             hidden, gamma_in.weight @ theta_out.weight, gamma_in.weight @ theta_out.bias + gamma_in.bias)
-        logits = logits.add_(query.neg().unsqueeze(2))
+        logits = logits.add_(neg_query.unsqueeze(2))
         w = self.weight[1:](logits).softmax(dim=2)  # [B, N, k, C/s]
         # sum_j w_ij (.) v_j, rows of all clouds flattened (indices offset by cloud)
         offsets = torch.arange(batch, device=neighbours.device).mul_(n_points).view(batch, 1, 1)
