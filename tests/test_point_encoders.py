@@ -375,15 +375,14 @@ def test_knn_settings_prune_only_large_searches_and_agree_with_dense():
     """Below PRUNE_FROM_PAIRS query-point pairs the network's chunked kNN runs plain chunks, above it the spatially
     pruned search: either way the neighbours' distances are those of the all-pairs search."""
     torch.manual_seed(11)
-    chunked, dense = KnnSettings(chunk=64), KnnSettings(dense=True)
+
+    def distances(settings: KnnSettings, cloud: torch.Tensor) -> torch.Tensor:
+        return (pointops.gather(cloud, settings.indices(cloud, cloud, 8)) - cloud.unsqueeze(2)).norm(dim=-1)
+
     for n in (300, 4200):  # 9e4 and 1.8e7 pairs
         assert (n * n >= PRUNE_FROM_PAIRS) == (n == 4200)
         cloud = torch.rand(1, n, 3)
-
-        def distances(settings):
-            return (pointops.gather(cloud, settings.indices(cloud, cloud, 8)) - cloud.unsqueeze(2)).norm(dim=-1)
-
-        torch.testing.assert_close(distances(chunked), distances(dense))
+        torch.testing.assert_close(distances(KnnSettings(chunk=64), cloud), distances(KnnSettings(dense=True), cloud))
 
 
 def test_point_transformer_paper_parameter_count():
