@@ -1,11 +1,11 @@
 """Point Transformer at paper sizes (10k input points, batch 1): forward + backward time and peak memory with
-the chunked kNN (harness.pointops, the default; spatially pruned in the searches of at least 2^24 query-point
-pairs, where that pays, see ``KnnSettings`` in the model) against the same network with a dense
-all-pairs kNN (``dense_knn=True``: every kNN builds its full distance matrix, 10k x 10k at the first stage,
-with one matmul and a top-k); the kNN alone at 10k points in both versions; FPS and kNN throughput at 10k-100k
-points.
+the default kNN of CPU tensors (harness.pointops: a KD-tree, ``tree``), with the chunked torch search (what runs
+on other devices, ``knn_tree=False``; spatially pruned in the searches of at least 2^24 query-point pairs,
+where that pays, see ``KnnSettings`` in the model), and with a dense all-pairs kNN (``dense_knn=True``: every
+kNN builds its full distance matrix, 10k x 10k at the first stage, with one matmul and a top-k); the kNN alone
+at 10k points in the three versions; FPS and kNN throughput at 10k-100k points.
 
-Both variants run the same network code (the attention restructured so that no [N, k, C] tensor is formed or
+All variants run the same network code (the attention restructured so that no [N, k, C] tensor is formed or
 kept for backward, see ``plugins/encoders/point_transformer/model.py``); only the kNN differs. Each step's time
 is split into the kNN, FPS (the same in both) and the rest (attention, MLPs, batch norms, interpolation), so
 the printout can say what speed-up a free kNN would allow at most: (rest + FPS + dense kNN) / (rest + FPS).
@@ -99,8 +99,8 @@ def worker(variant: str, steps: int) -> dict:
     torch.manual_seed(0)
     points = room_cloud(N_POINTS)
     times = []
-    if variant in ("network_chunked", "network_dense"):
-        net = PointTransformerUNet(dense_knn=variant == "network_dense")
+    if variant.startswith("network_"):
+        net = PointTransformerUNet(dense_knn=variant == "network_dense", knn_tree=variant == "network_tree")
         target = torch.randn(1, N_POINTS, net.encoding.dim)
         # time spent in kNN and FPS (the network calls them through the module, so wrapping them here counts
         # every call, the interpolation's included)
@@ -132,11 +132,12 @@ def worker(variant: str, steps: int) -> dict:
         return {"times_s": times[1:], "knn_s": knn_s[1:], "fps_s": fps_s[1:],
                 "knn_fps_s": [a + b for a, b in zip(knn_s[1:], fps_s[1:])], "peak_rise_mb": peak_mb() - before,
                 "rss_before_mb": before, "parameters": sum(p.numel() for p in net.parameters())}
-    if variant in ("knn_chunked", "knn_dense"):
+    if variant.startswith("knn_"):
         before = rss_mb()
         for _ in range(steps + 1):
             start = time.perf_counter()
-            pointops.knn_indices(points, points, 16, None if variant == "knn_dense" else pointops.KNN_CHUNK)
+            pointops.knn_indices(points, points, 16, None if variant == "knn_dense" else pointops.KNN_CHUNK,
+                                 tree=variant == "knn_tree")
             times.append(time.perf_counter() - start)
         return {"times_s": times[1:], "peak_rise_mb": peak_mb() - before, "rss_before_mb": before}
     raise ValueError(variant)
@@ -172,10 +173,13 @@ def throughput(repeats: int) -> dict:
         knn = [_timed(lambda: pointops.knn_indices(cloud, cloud, 16)) for _ in range(repeats)]
         row["knn16_self_s"] = statistics.median(knn)
         row["knn16_self_queries_per_s"] = n / row["knn16_self_s"]
+        chunks = [_timed(lambda: pointops.knn_indices(cloud, cloud, 16, tree=False)) for _ in range(repeats)]
+        row["knn16_self_torch_chunks_s"] = statistics.median(chunks)
         if n <= 10_000:
             dense = [_timed(lambda: pointops.knn_indices(cloud, cloud, 16, None)) for _ in range(repeats)]
             row["knn16_self_dense_s"] = statistics.median(dense)
-            unpruned = [_timed(lambda: pointops.knn_indices(cloud, cloud, 16, block=None)) for _ in range(repeats)]
+            unpruned = [_timed(lambda: pointops.knn_indices(cloud, cloud, 16, block=None, tree=False))
+                        for _ in range(repeats)]
             row["knn16_self_unpruned_chunks_s"] = statistics.median(unpruned)
         else:
             row["knn16_self_dense_s"] = None  # its distance matrix alone would take n^2 x 4 bytes
@@ -186,7 +190,8 @@ def throughput(repeats: int) -> dict:
         row["knn4_queries_per_s"] = 10 * n / row["knn4_query_s"]
         figures[str(n)] = row
         print(f"  {n:>7,} points: FPS to {n // 4:,} {row['fps_s']:.2f} s ({row['fps_points_per_s']:,.0f} points/s); "
-              f"self 16-NN {row['knn16_self_s']:.3f} s ({row['knn16_self_queries_per_s']:,.0f} queries/s)"
+              f"self 16-NN {row['knn16_self_s']:.3f} s ({row['knn16_self_queries_per_s']:,.0f} queries/s), "
+              f"torch chunks {row['knn16_self_torch_chunks_s']:.3f} s"
               + (f", dense {row['knn16_self_dense_s']:.3f} s, unpruned chunks {row['knn16_self_unpruned_chunks_s']:.3f} s"
                  if row.get("knn16_self_dense_s") else "")
               + f"; 4-NN of {10 * n:,} queries {row['knn4_query_s']:.2f} s ({row['knn4_queries_per_s']:,.0f}/s)",
@@ -231,7 +236,7 @@ def main() -> None:
     for allocator in ALLOCATORS:
         runs: dict[str, list[dict]] = {}
         for _ in range(args.repeats):
-            for variant in ("network_chunked", "network_dense", "knn_chunked", "knn_dense"):
+            for variant in ("network_tree", "network_chunked", "network_dense", "knn_tree", "knn_chunked", "knn_dense"):
                 runs.setdefault(variant, []).append(run_worker(variant, args.steps, allocator))
         summary: dict = {}
         for variant, results in runs.items():
@@ -245,22 +250,25 @@ def main() -> None:
                 summary[variant]["parameters"] = results[0]["parameters"]
         print(f" allocator {allocator}:", flush=True)
         for kind in ("network", "knn"):
-            chunked, dense = summary[f"{kind}_chunked"], summary[f"{kind}_dense"]
-            summary[f"{kind}_speedup"] = dense["median_s"] / chunked["median_s"]
-            summary[f"{kind}_memory_ratio"] = chunked["peak_rise_mb"] / dense["peak_rise_mb"]
-            label = "forward+backward" if kind == "network" else "self 16-NN at 10k points"
-            print(f"  {label:<24} chunked {chunked['median_s']:.3f} s, peak +{chunked['peak_rise_mb']:.0f} MB | "
-                  f"dense {dense['median_s']:.3f} s, peak +{dense['peak_rise_mb']:.0f} MB | "
-                  f"speed-up {summary[f'{kind}_speedup']:.2f}x, memory ratio {summary[f'{kind}_memory_ratio']:.2f}",
-                  flush=True)
-        for variant in ("network_chunked", "network_dense"):
+            dense = summary[f"{kind}_dense"]
+            for search in ("tree", "chunked"):  # the default (KD-tree) and the torch search (other devices)
+                ours = summary[f"{kind}_{search}"]
+                suffix = "" if search == "tree" else "_torch_chunked"
+                summary[f"{kind}_speedup{suffix}"] = dense["median_s"] / ours["median_s"]
+                summary[f"{kind}_memory_ratio{suffix}"] = ours["peak_rise_mb"] / dense["peak_rise_mb"]
+                label = ("forward+backward" if kind == "network" else "self 16-NN at 10k") + f", {search}"
+                print(f"  {label:<27} {ours['median_s']:.3f} s, peak +{ours['peak_rise_mb']:.0f} MB | "
+                      f"dense {dense['median_s']:.3f} s, peak +{dense['peak_rise_mb']:.0f} MB | speed-up "
+                      f"{summary[f'{kind}_speedup{suffix}']:.2f}x, memory ratio "
+                      f"{summary[f'{kind}_memory_ratio{suffix}']:.2f}", flush=True)
+        for variant in ("network_tree", "network_chunked", "network_dense"):
             row = summary[variant]
             print(f"  {variant}: kNN {row['knn_median_s']:.3f} s + FPS {row['fps_median_s']:.3f} s of the step, "
                   f"the rest {row['median_s'] - row['knn_fps_median_s']:.3f} s", flush=True)
-        chunked, dense = summary["network_chunked"], summary["network_dense"]
-        rest = chunked["median_s"] - chunked["knn_fps_median_s"]
+        default, dense = summary["network_tree"], summary["network_dense"]
+        rest = default["median_s"] - default["knn_fps_median_s"]
         summary["bound_if_search_were_free"] = dense["median_s"] / rest
-        summary["bound_if_knn_were_free"] = dense["median_s"] / (rest + chunked["fps_median_s"])
+        summary["bound_if_knn_were_free"] = dense["median_s"] / (rest + default["fps_median_s"])
         met_speed, met_memory = summary["network_speedup"] >= 2.0, summary["network_memory_ratio"] <= 0.5
         print(f"  targets (>= 2x faster, <= 0.5x peak memory): speed {'met' if met_speed else 'NOT met'}, memory "
               f"{'met' if met_memory else 'NOT met'}; a free kNN would give at most "
@@ -268,8 +276,8 @@ def main() -> None:
               f"{summary['bound_if_search_were_free']:.2f}x (the attention, MLPs and batch norms take {rest:.2f} s "
               f"in both); the dense matrices are transient, freed before the activations peak", flush=True)
         figures[allocator] = summary
-    figures["parameters"] = figures["glibc_default"]["network_chunked"]["parameters"]
-    print("Throughput (chunked, pruned kNN; FPS N -> N/4):", flush=True)
+    figures["parameters"] = figures["glibc_default"]["network_tree"]["parameters"]
+    print("Throughput (default kNN: KD-tree, and torch chunks; FPS N -> N/4):", flush=True)
     figures["throughput"] = throughput(1 if args.quick else 3)
     figures["load_average_after"] = os.getloadavg()
     path = save("point_transformer" if figures["threads"] == 1 else f"point_transformer_{figures['threads']}_threads",

@@ -48,7 +48,7 @@ SPEC = ComponentSpec(
     factory="harness_plugins.decoders.contextualiser.model:build",
     config=ContextualiserConfig,
     capabilities=DecoderCaps(consumes=("points",), task="context"),
-    version="1",
+    version="2",
     citation=('Costain, Li and Prisacariu, "Contextualising Implicit Representations for Semantic Tasks" '
               '(module: a shrunk Point Transformer, Zhao et al., ICCV 2021)'),
     description="Context module over frozen point encodings; forward(encoding) -> encoding (no query): a shrunk "

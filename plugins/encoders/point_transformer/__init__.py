@@ -24,6 +24,7 @@ class PointTransformerConfig:
     decoder_blocks: int = 1  # attention blocks per decoder stage
     global_context: bool = True  # global-context transition at the coarsest decoder level
     dense_knn: bool = False  # all-pairs kNN (full N x N distance matrix): for benchmarking only
+    knn_tree: bool = True  # kNN of CPU tensors by KD-tree (pykdtree); False: the chunked torch search everywhere
     knn_chunk: int = 256  # queries per kNN chunk (memory: at most chunk x N distances)
     knn_block: int = 32  # points per block of the kNN's spatial pruning; <= 0: no pruning
 
@@ -34,7 +35,7 @@ SPEC = ComponentSpec(
     factory="harness_plugins.encoders.point_transformer.model:build",
     config=PointTransformerConfig,
     capabilities=EncoderCaps(consumes="points", produces="points", bench_datasets=("synthetic_rooms",)),
-    version="1",
+    version="2",
     citation='Zhao, Jiang, Jia, Torr and Koltun, "Point Transformer", ICCV 2021',
     description="Point Transformer U-Net: vector self-attention over kNN neighbourhoods, FPS + kNN max-pool "
                 "transition down, 3-NN interpolation transition up with skips; per-point features.",

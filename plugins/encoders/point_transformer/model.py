@@ -1,8 +1,9 @@
 """Point Transformer (v1) segmentation U-Net in plain PyTorch, written from Zhao et al., ICCV 2021.
 
 Batched clouds of equal size: coordinates ``xyz`` [B, N, 3] and features [B, N, C]. kNN and farthest point
-sampling come from :mod:`harness.pointops` (chunked, spatially pruned and exact, vectorised; ``dense_knn=True``
-switches every kNN to the all-pairs distance matrix, the reference the benchmark compares against). The
+sampling come from :mod:`harness.pointops` (exact: a KD-tree on CPU, the chunked, spatially pruned torch search
+on other devices or with ``knn_tree=False``; ``dense_knn=True`` switches every kNN to the all-pairs distance
+matrix, the reference the benchmark compares against). The
 neighbourhoods of a level are searched once and shared by its encoder and decoder blocks.
 
 Building blocks (Section 3 and Figure 4 of the paper):
@@ -71,25 +72,27 @@ PRUNE_FROM_PAIRS = 1 << 24
 
 class KnnSettings:
     """How a network's kNN searches run, shared by all its modules (so one switch changes them all):
-    ``dense`` (the all-pairs distance matrix, the benchmark's reference), else ``chunk`` queries at a time,
-    spatially pruned over blocks of ``block`` points (``None``: never) in searches of at least
-    ``PRUNE_FROM_PAIRS`` query-point pairs; see :mod:`harness.pointops`."""
+    ``dense`` (the all-pairs distance matrix, the benchmark's reference), else, with ``tree``, a KD-tree for CPU
+    tensors, and otherwise ``chunk`` queries at a time, spatially pruned over blocks of ``block`` points
+    (``None``: never) in searches of at least ``PRUNE_FROM_PAIRS`` query-point pairs; see
+    :mod:`harness.pointops`."""
 
     def __init__(self, dense: bool = False, chunk: int = pointops.KNN_CHUNK,
-                 block: int | None = pointops.KNN_BLOCK) -> None:
+                 block: int | None = pointops.KNN_BLOCK, tree: bool = True) -> None:
         if int(chunk) < 1:
             raise ValueError(f"{NAME}: knn chunk must be >= 1, got {chunk}")
-        self.dense, self.chunk, self.block = bool(dense), int(chunk), block
+        self.dense, self.chunk, self.block, self.tree = bool(dense), int(chunk), block, bool(tree)
 
     def _block(self, query: torch.Tensor, points: torch.Tensor) -> int | None:
         return self.block if query.shape[1] * points.shape[1] >= PRUNE_FROM_PAIRS else None
 
     def indices(self, query: torch.Tensor, points: torch.Tensor, k: int) -> torch.Tensor:
-        return pointops.knn_indices(query, points, k, None if self.dense else self.chunk, self._block(query, points))
+        return pointops.knn_indices(query, points, k, None if self.dense else self.chunk, self._block(query, points),
+                                    self.tree)
 
     def interpolate(self, query: torch.Tensor, points: torch.Tensor, features: torch.Tensor) -> torch.Tensor:
         return pointops.interpolate(query, points, features, k=3, chunk=None if self.dense else self.chunk,
-                                    block=self._block(query, points))
+                                    block=self._block(query, points), tree=self.tree)
 
 
 class _NeighbourWeightedSum(torch.autograd.Function):
@@ -306,7 +309,7 @@ class PointTransformerUNet(nn.Module):
                  blocks: Sequence[int] = (1, 2, 3, 5, 2), neighbours: Sequence[int] = (8, 16, 16, 16, 16),
                  strides: Sequence[int] = (1, 4, 4, 4, 4), share_planes: int = 8, decoder_blocks: int = 1,
                  global_context: bool = True, dense_knn: bool = False, knn_chunk: int = pointops.KNN_CHUNK,
-                 knn_block: int | None = pointops.KNN_BLOCK) -> None:
+                 knn_block: int | None = pointops.KNN_BLOCK, knn_tree: bool = True) -> None:
         super().__init__()
         channels, blocks, neighbours, strides = (list(map(int, v)) for v in (channels, blocks, neighbours, strides))
         if not len(channels) == len(blocks) == len(neighbours) == len(strides) >= 1:
@@ -316,7 +319,7 @@ class PointTransformerUNet(nn.Module):
             raise ValueError(f"{NAME}: strides and neighbours must be >= 1, blocks >= 0")
         self.channels, self.blocks, self.neighbours, self.strides = channels, blocks, neighbours, strides
         self.in_channels, self.share_planes = int(in_channels), int(share_planes)
-        self.knn = KnnSettings(dense_knn, knn_chunk, knn_block)
+        self.knn = KnnSettings(dense_knn, knn_chunk, knn_block, knn_tree)
         widths = [self.in_channels] + channels
         self.down = nn.ModuleList(TransitionDown(widths[i], widths[i + 1], strides[i], neighbours[i], self.knn)
                                   for i in range(len(channels)))
@@ -373,4 +376,5 @@ def build(config: PointTransformerConfig, info: DatasetInfo | None) -> PointTran
         in_channels=3, channels=list(config.channels), blocks=list(config.blocks),
         neighbours=list(config.neighbours), strides=list(config.strides), share_planes=config.share_planes,
         decoder_blocks=config.decoder_blocks, global_context=config.global_context, dense_knn=config.dense_knn,
-        knn_chunk=config.knn_chunk, knn_block=config.knn_block if config.knn_block > 0 else None)
+        knn_chunk=config.knn_chunk, knn_block=config.knn_block if config.knn_block > 0 else None,
+        knn_tree=config.knn_tree)
