@@ -119,8 +119,9 @@ def method_label(specs: dict[str, ComponentSpec], configs: dict[str, Any]) -> st
 
     def described(role: str) -> str:
         config = configs.get(role)
-        if swept.get(role) and dataclasses.is_dataclass(config):
-            config = dataclasses.replace(config, **{name: "swept" for name in swept[role]})
+        if swept.get(role) and dataclasses.is_dataclass(config):  # (a field it lacks is the protocol's error)
+            fields = {f.name for f in dataclasses.fields(config)}
+            config = dataclasses.replace(config, **{name: "swept" for name in swept[role] if name in fields})
         describe = getattr(config, "describe", None)
         return f"{specs[role].name} ({describe()})" if describe else specs[role].name
 
