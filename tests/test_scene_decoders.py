@@ -127,7 +127,7 @@ def test_udf_on_points_is_non_negative_and_differentiable():
     query = torch.rand(2, 100, 3) - 0.5
     out = decoder(query, (xyz, features.requires_grad_()))
     assert out.shape == (2, 100) and (out >= 0).all()
-    assert torch.allclose(out, torch.full_like(out, 0.05))  # starts inside (0, 0.1): see start_inside
+    assert torch.allclose(out, torch.full_like(out, 0.005))  # starts inside (0, 0.1): see start_inside
     udf_loss(out, torch.rand(2, 100) * 0.1).backward()
     assert all(p.grad is not None for p in decoder.parameters())
     with torch.no_grad():  # the output is a ReLU: never negative, whatever the weights
@@ -279,7 +279,8 @@ def test_contextualiser_config_errors():
 def test_point_transformer_and_udf_fit_the_distance_to_a_plane():
     torch.manual_seed(0)
     encoder = build_point_transformer(pt_pkg.PointTransformerConfig(**pt_pkg.SPEC.profiles["smoke"]), None)
-    decoder = build_udf(smoke(udf_pkg, hidden=[32, 32]), encoder.encoding, INFO)
+    # starting at 0.05, near this field's best constant (|z| for |z| < 0.15)
+    decoder = build_udf(smoke(udf_pkg, hidden=[32, 32], output_bias=0.05), encoder.encoding, INFO)
     g = torch.Generator().manual_seed(0)
     points = torch.rand(2, 128, 3, generator=g) - 0.5
     points[..., 2] = 0.0  # a scan of the plane z = 0
@@ -294,7 +295,7 @@ def test_point_transformer_and_udf_fit_the_distance_to_a_plane():
         loss.backward()
         optimiser.step()
         losses.append(loss.item())
-    # the start (0.05 everywhere, near the best constant) is ~4.5; with torch seeds 0-5 the last loss is 0.13-0.38
+    # the start is ~4.5; with torch seeds 0-5 the last loss is 0.13-0.38
     print(f"udf fit: loss {losses[0]:.3f} -> {min(losses[-10:]):.3f}")
     assert min(losses[-10:]) < losses[0] / 3
 

@@ -55,7 +55,7 @@ class SceneStagesConfig(TrainingConfig):
     # +protocol.context.kind=mlp, +protocol.context.scales=3, +protocol.context.context_features=2 (the "+" adds a
     # key to this dict under Hydra's struct mode)
     context: dict[str, Any] = field(default_factory=dict)
-    # overrides of the udf and semantic decoders' configs (after their profiles), e.g. +protocol.udf.output_bias=0.005
+    # overrides of the udf and semantic decoders' configs (after their profiles), e.g. +protocol.udf.straight_through=false
     udf: dict[str, Any] = field(default_factory=dict)
     semantic: dict[str, Any] = field(default_factory=dict)
     resolution: int = 256  # UDF surface extraction grid: cells per side of the unit cube
