@@ -19,6 +19,7 @@ from __future__ import annotations
 import math
 import os
 import socket
+import time
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
@@ -28,8 +29,8 @@ import pandas as pd
 from sqlalchemy import (JSON, Boolean, CheckConstraint, Column, DateTime, Float, ForeignKey, Index, Integer,
                         MetaData, Select, String, Table, Text, UniqueConstraint, create_engine, event, insert, select,
                         update)
-from sqlalchemy.engine import Connection, make_url
-from sqlalchemy.exc import ArgumentError, IntegrityError, SQLAlchemyError
+from sqlalchemy.engine import Connection, Engine, make_url
+from sqlalchemy.exc import ArgumentError, IntegrityError, OperationalError, SQLAlchemyError
 
 STATUSES = ("running", "succeeded", "failed", "interrupted", "superseded")
 # Statuses of which an identity may have at most one row at a time (enforced by a partial unique index).
@@ -162,6 +163,20 @@ def _sqlite_setup(engine: Any) -> None:
         connection.exec_driver_sql("BEGIN IMMEDIATE")
 
 
+def _create_tables(engine: Engine, sqlite: bool) -> None:
+    """The tables, if missing. Processes creating one new SQLite file at once (e.g. bench workers) can find it
+    locked while another switches it to WAL, which the busy timeout does not cover: they retry until it."""
+    deadline = time.monotonic() + SQLITE_BUSY_TIMEOUT_MS / 1000
+    while True:
+        try:
+            metadata.create_all(engine)
+            return
+        except OperationalError as exc:
+            if not (sqlite and "database is locked" in str(exc)) or time.monotonic() > deadline:
+                raise
+            time.sleep(0.05)
+
+
 class Store:
     """Runs and their metrics; every write is one transaction."""
 
@@ -180,7 +195,7 @@ class Store:
             self._engine = create_engine(parsed)
             if sqlite:
                 _sqlite_setup(self._engine)
-            metadata.create_all(self._engine)
+            _create_tables(self._engine, sqlite)
         except (SQLAlchemyError, ImportError, OSError) as exc:
             detail = getattr(exc, "orig", None) or exc  # the driver's message, without SQLAlchemy's footer
             raise StoreError(f"cannot open results store {shown}: {detail}") from exc
