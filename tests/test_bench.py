@@ -19,6 +19,18 @@ def spec(kind: Kind, name: str, caps) -> ComponentSpec:
     return ComponentSpec(kind=kind, name=name, factory="builtins:dict", config=Empty, capabilities=caps)
 
 
+def registry_of(specs: list[ComponentSpec]) -> Registry:
+    """A registry holding ``specs``, registered by one plugin."""
+    def register_all(kind):
+        return lambda register: [register(s) for s in specs if s.kind == kind]
+
+    registry = Registry()
+    registry.add_plugin(plugin(register_datasets=register_all(Kind.DATASET), register_encoders=register_all(Kind.ENCODER),
+                               register_decoders=register_all(Kind.DECODER),
+                               register_protocols=register_all(Kind.PROTOCOL)), PluginInfo("p", "p"))
+    return registry
+
+
 def test_variants_multiply_combinations_and_respect_input_modalities():
     specs = [
         spec(Kind.DATASET, "shapes", DatasetCaps(modalities=("points", "image"), targets=("occupancy",),
@@ -31,15 +43,7 @@ def test_variants_multiply_combinations_and_respect_input_modalities():
         spec(Kind.PROTOCOL, "multi", ProtocolCaps(roles=("dataset", "encoder"), bench=(
             BenchVariant(("protocol.tasks=[a]",)), BenchVariant(("protocol.tasks=[a,b]",), inputs=("points",))))),
     ]
-
-    def register_all(kind):
-        return lambda register: [register(s) for s in specs if s.kind == kind]
-
-    registry = Registry()
-    registry.add_plugin(plugin(register_datasets=register_all(Kind.DATASET), register_encoders=register_all(Kind.ENCODER),
-                               register_decoders=register_all(Kind.DECODER),
-                               register_protocols=register_all(Kind.PROTOCOL)), PluginInfo("p", "p"))
-    assert list(combinations(registry)) == [  # only the synthetic dataset; sorted by protocol, encoder
+    assert list(combinations(registry_of(specs))) == [  # only the synthetic dataset; sorted by protocol, encoder
         Combination("multi", "shapes", "cloud", None, ("protocol.tasks=[a]",)),
         Combination("multi", "shapes", "cloud", None, ("protocol.tasks=[a,b]",)),
         Combination("multi", "shapes", "picture", None, ("protocol.tasks=[a]",)),
@@ -67,21 +71,11 @@ def test_variants_filter_by_targets_datasets_and_tasks_and_encoders_bring_their_
         spec(Kind.PROTOCOL, "multi", ProtocolCaps(roles=("dataset", "encoder"), bench=(
             BenchVariant(("c",), targets=("occupancy", "label")),))),
     ]
-
-    def register_all(kind):
-        return lambda register: [register(s) for s in specs if s.kind == kind]
-
-    registry = Registry()
-    registry.add_plugin(plugin(register_datasets=register_all(Kind.DATASET), register_encoders=register_all(Kind.ENCODER),
-                               register_decoders=register_all(Kind.DECODER),
-                               register_protocols=register_all(Kind.PROTOCOL)), PluginInfo("p", "p"))
-    assert list(combinations(registry)) == [
+    assert list(combinations(registry_of(specs))) == [
         Combination("multi", "shapes", "cloud", None, ("c",)),  # voxels lack occupancy targets
         Combination("squeeze", "shapes", "cloud", "occ", ("b",)),  # only occupancy decoders for variant b
         Combination("squeeze", "voxels", "vox", "cls", ("decoder.hidden=0", "a")),  # vox2 is benched elsewhere
     ]
-    assert Combination("multi", "shapes", "cloud", None, ("protocol.tasks=[a]",)).overrides() == [
-        "protocol=multi", "dataset=shapes", "encoder=cloud", "protocol.tasks=[a]"]
 
 
 def test_parallel_bench_records_the_same_runs_as_the_sequential_one(tmp_path, monkeypatch):

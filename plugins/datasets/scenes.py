@@ -132,6 +132,15 @@ def _number(value: Any) -> bool:
     return isinstance(value, (int, float)) and not isinstance(value, bool)
 
 
+# The real scene datasets' smoke and quick sizes (overrides of SceneSampling's fields; one dict shared by them)
+SCENE_SAMPLING_PROFILES: dict[str, dict[str, Any]] = {
+    "smoke": {"n_input": 1024, "n_queries": 4096, "n_surface": 4096, "input_points": 512, "query_points": 1024,
+              "eval_surface_points": 2048},
+    "quick": {"n_input": 4096, "n_queries": 20_000, "n_surface": 20_000, "input_points": 4096,
+              "query_points": 4096, "eval_surface_points": 10_000},
+}
+
+
 def check_fraction(dataset: str, name: str, value: Any) -> None:
     if not _number(value) or not 0 <= value < 1:
         raise ValueError(f"{dataset}: {name} must be a number in [0, 1), got {value!r}")

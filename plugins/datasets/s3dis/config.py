@@ -2,11 +2,10 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
 
 from harness.datacache import check_fields
 
-from ..scenes import SceneSampling, check_fraction
+from ..scenes import SCENE_SAMPLING_PROFILES, SceneSampling, check_fraction
 
 LOADER_VERSION = "1"  # bump whenever loaded content changes: it is part of the fingerprint
 LAYOUT = ("<root>/Area_<k>/<room>/<room>.txt (x y z r g b per line) and <root>/Area_<k>/<room>/Annotations/"
@@ -50,9 +49,4 @@ class S3DISConfig(SceneSampling):
         self.check_sampling("s3dis")
 
 
-PROFILES: dict[str, dict[str, Any]] = {
-    "smoke": {"n_input": 1024, "n_queries": 4096, "n_surface": 4096, "input_points": 512, "query_points": 1024,
-              "eval_surface_points": 2048},
-    "quick": {"n_input": 4096, "n_queries": 20_000, "n_surface": 20_000, "input_points": 4096,
-              "query_points": 4096, "eval_surface_points": 10_000},
-}
+PROFILES = SCENE_SAMPLING_PROFILES

@@ -2,11 +2,10 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
 
 from harness.datacache import check_fields, check_split_fractions
 
-from ..scenes import NYU40_TO_SCANNET20, SCANNET20, SceneSampling, check_fraction
+from ..scenes import NYU40_TO_SCANNET20, SCANNET20, SCENE_SAMPLING_PROFILES, SceneSampling, check_fraction
 
 LOADER_VERSION = "1"  # bump whenever loaded content changes: it is part of the fingerprint
 LAYOUT = ("<root>/<scene>.ply or <root>/<scene>/<scene>.ply: a triangle mesh whose vertices carry a class id in "
@@ -56,9 +55,4 @@ class SceneNNConfig(SceneSampling):
         self.check_sampling("scenenn")
 
 
-PROFILES: dict[str, dict[str, Any]] = {
-    "smoke": {"n_input": 1024, "n_queries": 4096, "n_surface": 4096, "input_points": 512, "query_points": 1024,
-              "eval_surface_points": 2048},
-    "quick": {"n_input": 4096, "n_queries": 20_000, "n_surface": 20_000, "input_points": 4096,
-              "query_points": 4096, "eval_surface_points": 10_000},
-}
+PROFILES = SCENE_SAMPLING_PROFILES
