@@ -12,7 +12,7 @@ import torch
 from torch.utils.data import DataLoader
 
 from harness.progress import progress
-from harness.training_config import TrainingConfig
+from harness.training_config import TrainingConfig, learning_rate
 
 log = logging.getLogger(__name__)
 
@@ -98,13 +98,15 @@ def fit(model: torch.nn.Module, train_data: Any, schedule: TrainingConfig, run_d
         seed: int, loss_fn: Callable[[torch.nn.Module, dict], torch.Tensor],
         validate: Callable[[torch.nn.Module], float], metric_name: str,
         parameters: Iterable[torch.nn.Parameter] | None = None) -> float:
-    """Adam on ``loss_fn`` for ``schedule.steps`` steps, resuming from ``run_dir/last.pt``.
+    """Adam (AdamW with ``schedule.weight_decay``) on ``loss_fn`` for ``schedule.steps`` steps at the learning
+    rates of :func:`harness.training_config.learning_rate`, resuming from ``run_dir/last.pt``.
 
     Every ``validate_every`` steps (and at the end) ``validate`` scores the model, higher is better;
     the best weights go to ``run_dir/best.pt``. Returns the best validation score. ``parameters``
     restricts what is optimised (e.g. a decoder on a frozen encoder).
     """
-    optimizer = torch.optim.Adam(model.parameters() if parameters is None else parameters, lr=schedule.lr)
+    optimizer = torch.optim.AdamW(model.parameters() if parameters is None else parameters, lr=schedule.lr,
+                                  weight_decay=schedule.weight_decay)
     step, best = 0, -float("inf")
     state = resume_state(run_dir / "last.pt", device)
     if state is not None:
@@ -117,6 +119,8 @@ def fit(model: torch.nn.Module, train_data: Any, schedule: TrainingConfig, run_d
     batches = cycle(loader)
     for step in progress(range(step, schedule.steps), desc="train", total=schedule.steps - step):
         model.train()
+        for group in optimizer.param_groups:
+            group["lr"] = learning_rate(schedule, step)
         loss = loss_fn(model, to_device(next(batches), device))
         check_finite(loss, step)
         optimizer.zero_grad(set_to_none=True)
