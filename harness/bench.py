@@ -6,12 +6,13 @@ a failing combination is recorded and the bench moves on. The leaderboards are r
 """
 from __future__ import annotations
 
+import json
 import logging
 import multiprocessing
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterator, Sequence
+from typing import Any, Iterator, Sequence
 
 from hydra import compose, initialize
 from hydra.core.global_hydra import GlobalHydra
@@ -21,6 +22,8 @@ from harness.config import ROOT_CONFIG, register_configs
 from harness.registry import Registry
 from harness.runner import RunFailed, RunOutcome, execute
 from harness.specs import BenchVariant, ComponentSpec, Kind
+from harness.store import Store
+from harness.timing import PHASES, TIME_SPLIT
 
 log = logging.getLogger(__name__)
 
@@ -40,6 +43,9 @@ class Combination:
 
     def __str__(self) -> str:
         return " ".join(self.overrides())
+
+
+BenchResult = tuple[Combination, RunOutcome | None, str]  # a run's combination, its outcome (None: failed), error
 
 
 def combinations(registry: Registry, datasets: Sequence[ComponentSpec] | None = None) -> Iterator[Combination]:
@@ -91,7 +97,7 @@ def compose_config(overrides: Sequence[str]):
 
 def run_bench(registry: Registry, profile: str = "quick", seeds: int = 1, force: bool = False,
               protocols: Sequence[str] = (), extra: Sequence[str] = (),
-              jobs: int = 1) -> list[tuple[Combination, RunOutcome | None, str]]:
+              jobs: int = 1) -> list[BenchResult]:
     """Run the combinations; returns (combination, outcome, error) per run, in order, errors recorded, never
     raised. ``jobs`` > 1 runs that many at once in worker processes (with the installed plugins), the torch
     threads shared out among them: small models keep one core busy with Python and data loading rather than
@@ -155,17 +161,69 @@ def _run_in_worker(overrides: list[str]) -> tuple[RunOutcome | None, str]:
     return _run_one(_worker_registry, overrides)
 
 
+TIME_COLUMNS = ("total_s", *(f"{name}_s" for name in PHASES))
+
+
+def bench_timing(results: Sequence[BenchResult], store: Store) -> list[dict[str, Any]]:
+    """Where the bench's time went: per run, its protocol, dataset, method, seed, status and seconds per phase
+    (the times the store recorded for its identity, so a skipped run shows those of the run it skipped; None
+    where there are none, e.g. a failed run), slowest first."""
+    runs = store.runs(status="succeeded").set_index("identity")
+    metrics = store.metrics()
+    metrics = metrics[metrics["split"] == TIME_SPLIT]
+    times = {run_id: dict(zip(group["name"], group["value"])) for run_id, group in metrics.groupby("run_id")}
+    rows = []
+    for combination, outcome, _ in results:
+        # a run that never succeeded is described by the choices that made it
+        row: dict[str, Any] = {"protocol": combination.protocol, "dataset": combination.dataset,
+                               "method": " ".join(combination.overrides()[2:]), "seed": None,
+                               "status": outcome.status if outcome else "failed"}
+        recorded: dict[str, float] = {}
+        if outcome is not None and outcome.identity in runs.index:
+            run = runs.loc[outcome.identity]
+            row.update(method=run["method"], seed=int(run["seed"]))
+            recorded = times.get(run["id"], {})
+        rows.append(row | {column: recorded.get(column) for column in TIME_COLUMNS})
+    return sorted(rows, key=lambda row: (row["total_s"] is None, -(row["total_s"] or 0.0), row["protocol"],
+                                         row["dataset"], row["method"], -1 if row["seed"] is None else row["seed"]))
+
+
+def report_timing(results: Sequence[BenchResult], store_url: str, path: Path) -> list[dict[str, Any]]:
+    """Log the bench's :func:`bench_timing` table and write it to ``path`` as JSON; returns its rows."""
+    from tabulate import tabulate
+
+    rows = bench_timing(results, Store(store_url))
+    table = [[_cell(column, value) for column, value in row.items()] for row in rows]
+    log.info("where the bench's time went (seconds):\n%s", tabulate(table, headers=list(rows[0]) if rows else []))
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(rows, indent=1) + "\n", encoding="utf-8")
+    return rows
+
+
+def _cell(column: str, value: Any) -> Any:
+    if value is None:
+        return ""
+    return f"{value:.1f}" if column in TIME_COLUMNS else value
+
+
 def regenerate_leaderboards(registry: Registry, store_url: str, out_dir: Path) -> list[Path]:
-    """Render ``out_dir/<protocol>.md`` for every registered protocol from the store."""
+    """Render ``out_dir/<protocol>.md`` for every registered protocol from the store, and ``out_dir/findings.md``
+    judging every protocol's declared claims."""
+    from harness.findings import FINDINGS_PAGE, judge_claims, render_findings
     from harness.leaderboard import ProtocolBoard, render_leaderboards
     from harness.reference import reference_dir
-    from harness.store import Store
 
     boards = {p.name: ProtocolBoard(reference_tables=p.capabilities.reference_tables,
                                     reference_metrics=dict(p.capabilities.reference_metrics),
                                     primary_metric=p.capabilities.primary_metric,
                                     breakdown=p.capabilities.breakdown, pareto=p.capabilities.pareto,
-                                    figures=p.capabilities.figures)
+                                    figures=p.capabilities.figures, floor_label=p.capabilities.floor_label)
               for p in registry.specs(Kind.PROTOCOL)}
     dataset_references = {d.name: d.capabilities.reference_datasets for d in registry.specs(Kind.DATASET)}
-    return render_leaderboards(Store(store_url), Path(out_dir), boards, dataset_references, reference_dir())
+    store = Store(store_url)
+    findings = render_findings(judge_claims(store, {p.name: p.capabilities.claims
+                                                    for p in registry.specs(Kind.PROTOCOL)}))
+    pages = render_leaderboards(store, Path(out_dir), boards, dataset_references, reference_dir())
+    path = Path(out_dir) / FINDINGS_PAGE
+    path.write_text(findings, encoding="utf-8", newline="\n")
+    return pages + [path]

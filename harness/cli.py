@@ -24,7 +24,8 @@ commands:
   run [overrides...] [-m] [--force]   one run (or a Hydra sweep with -m), e.g.
                                       harness run protocol=reconstruction dataset=synthetic_shapes profile=smoke
   bench [--profile P] [--seeds N]     the main job: every protocol x compatible combination on the
-                                      synthetic datasets, then regenerate the leaderboards
+                                      synthetic datasets, then where the time went (logged, and in
+                                      <harness home>/bench_timing.json) and the leaderboards regenerated
   list                                registered components and what each protocol accepts
   plugins                             loaded plugins, versions and failures
   leaderboard [--store URL] [--out D] regenerate leaderboard markdown from the results store
@@ -103,8 +104,8 @@ def cmd_leaderboard(argv: Sequence[str]) -> int:
 
 
 def cmd_bench(argv: Sequence[str]) -> int:
-    from harness.bench import regenerate_leaderboards, run_bench
-    from harness.config import PROFILES, default_store_url
+    from harness.bench import regenerate_leaderboards, report_timing, run_bench
+    from harness.config import PROFILES, default_store_url, harness_home
 
     parser = argparse.ArgumentParser(prog="harness bench")
     parser.add_argument("--profile", default="quick", choices=PROFILES)
@@ -123,6 +124,7 @@ def cmd_bench(argv: Sequence[str]) -> int:
     registry = _registry()
     results = run_bench(registry, args.profile, args.seeds, args.force, args.protocol, args.overrides, args.jobs)
     store_url = next((o.split("=", 1)[1] for o in args.overrides if o.startswith("store.url=")), default_store_url())
+    report_timing(results, store_url, Path(harness_home()) / "bench_timing.json")
     paths = regenerate_leaderboards(registry, store_url, Path(args.out))
     rows = [(str(c), outcome.status if outcome else "failed", error[:120]) for c, outcome, error in results]
     print(tabulate(rows, headers=["combination", "status", "error"]))

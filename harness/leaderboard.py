@@ -7,6 +7,9 @@ written. Each cell is the mean ± sample standard deviation (ddof=1) over the ru
 variant), one per seed; a single run (or identical values) shows the value alone, and the ``runs`` column
 says how many were aggregated.
 Only current results are read (the latest succeeded run per identity; see ``harness.store``).
+
+Trivial floors (metrics of split ``floor``, see ``harness.floors``) get rows of their own, one per distinct floor
+of a profile, and every row is checked against the floor of its own runs (:func:`_beats`).
 """
 from __future__ import annotations
 
@@ -19,6 +22,7 @@ from typing import Any, Iterable, Mapping
 import pandas as pd
 from tabulate import tabulate
 
+from harness.floors import FLOOR_SPLIT
 from harness.reference import load_reference
 from harness.specs import ParetoAxes, load_attribute
 from harness.store import Store
@@ -31,6 +35,10 @@ REFERENCE_ARROWS = {"up": "↑", "down": "↓"}
 # Environment keys left out of the stamp: they say where a run happened, not what it ran on.
 STAMP_EXCLUDED = ("host", "hostname")
 GROUP = ["method", "profile", "variant"]
+# A row has learned a metric when its mean closes at least this share of the distance from the trivial floor to the
+# ideal value (1 for ↑ metrics, which are fractions; 0 for ↓ metrics, which are errors).
+MARGIN = 0.25
+NOT_LEARNED = "not learned"
 
 
 @dataclass(frozen=True)
@@ -44,6 +52,7 @@ class ProtocolBoard:
     breakdown: str = ""  # what ``class_name`` holds when not a class: a table of every metric per value
     pareto: ParetoAxes | None = None  # a Pareto plot (size vs quality) per dataset
     figures: str = ""  # "module:function" rendering protocol-specific figures per dataset (see ProtocolCaps)
+    floor_label: str = ""  # what its trivial floor is, e.g. "majority training class" (see ProtocolCaps)
 
 
 def render_leaderboards(store: Store, out_dir: Path, protocols: Mapping[str, ProtocolBoard],
@@ -56,7 +65,8 @@ def render_leaderboards(store: Store, out_dir: Path, protocols: Mapping[str, Pro
     """
     pages = {protocol: render_protocol(protocol, _with_run_dirs(store, store.metrics(protocol=protocol),
                                                                 protocols[protocol]),
-                                       protocols[protocol], dataset_references, reference_root)
+                                       protocols[protocol], dataset_references, reference_root,
+                                       store.curves(protocol=protocol))
              for protocol in sorted(protocols)}
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -72,8 +82,9 @@ def render_leaderboards(store: Store, out_dir: Path, protocols: Mapping[str, Pro
 
 def render_protocol(protocol: str, metrics: pd.DataFrame, board: ProtocolBoard,
                     dataset_references: Mapping[str, tuple[str, ...]],
-                    reference_root: Path | None) -> tuple[str, dict[str, bytes]]:
-    """One protocol's page from its current metrics (``Store.metrics`` rows), and its plots by file name."""
+                    reference_root: Path | None, curves: pd.DataFrame) -> tuple[str, dict[str, bytes]]:
+    """One protocol's page from its current metrics and training curves (``Store.metrics`` and ``Store.curves``
+    rows), and its plots by file name."""
     lines = [f"# Leaderboard: {protocol}", "", GENERATED_NOTE, ""]
     figures: dict[str, bytes] = {}
     if metrics.empty:
@@ -85,6 +96,7 @@ def render_protocol(protocol: str, metrics: pd.DataFrame, board: ProtocolBoard,
             lines += _pareto_section(f"{protocol}_{dataset}_pareto.png", frame, board, figures)
         if board.figures:
             lines += _figures_section(dataset, frame, board, figures)
+        lines += _curves_section(f"{protocol}_{dataset}_curves.png", curves[curves["dataset"] == dataset], figures)
     return "\n".join(lines).rstrip("\n") + "\n", figures
 
 
@@ -117,6 +129,26 @@ def _pareto_section(name: str, frame: pd.DataFrame, board: ProtocolBoard, figure
             ""]
 
 
+def _curves_section(name: str, curves: pd.DataFrame, figures: dict[str, bytes]) -> list[str]:
+    """The training curves of one dataset's runs, a line per leaderboard row (method, and profile and variant
+    where they tell rows apart)."""
+    from harness.curve_plots import plot_curves
+
+    if curves.empty:
+        return []
+    curves = _label_variants(curves)
+    several_profiles = curves["profile"].nunique() > 1
+    lines = [" · ".join(part for part in (method, profile if several_profiles else "", variant) if part)
+             for method, profile, variant in zip(curves["method"], curves["profile"], curves["variant"])]
+    png = plot_curves(curves.assign(line=lines))
+    if png is None:
+        return []
+    figures[name] = png
+    return ["### Training curves", "",
+            "Validation metric and training loss against optimiser step, mean over seeds; a stage is a training "
+            "the protocol runs in a folder of its own (e.g. `stage1`).", "", f"![Training curves]({name})", ""]
+
+
 def _dataset_section(dataset: str, frame: pd.DataFrame, board: ProtocolBoard, published_datasets: tuple[str, ...],
                      reference_root: Path | None) -> list[str]:
     split = board.primary_split
@@ -124,29 +156,133 @@ def _dataset_section(dataset: str, frame: pd.DataFrame, board: ProtocolBoard, pu
     primary = frame[frame["split"] == split]
     overall = primary[primary["class_name"].isna()]
     per_class = primary[primary["class_name"].notna()]
+    floors = _Floors.of(frame, board.floor_label or "trivial floor")
     lines = [f"## {dataset}", "",
              f"Split `{split}`; mean ± sample std (ddof=1) over runs, one run per seed and the latest succeeded run "
              "per identity; a single run or identical values show the value alone.", ""]
+    if floors.rows:
+        lines += [f"A *trivial floor* row is what a predictor that ignores its input scores ({floors.label}), "
+                  "computed from the data by the protocol's own metric code. A row has not learned a metric when its "
+                  f"mean does not beat the floor of its runs by at least {MARGIN:.0%} of the distance from the floor to "
+                  f"the ideal value (1 for ↑ metrics, 0 for ↓ errors); the `{NOT_LEARNED}` column names those metrics.",
+                  ""]
     if overall.empty:
         lines += [f"No overall metrics on split `{split}`.", ""]
     else:
-        table = _summary(overall, "name", _arrows(overall), board.primary_metric)
+        arrows = _arrows(overall)
+        table = _summary(overall, "name", arrows, board.primary_metric)
         table.insert(0, "runs", overall.groupby(GROUP)["run_id"].nunique())
-        lines += [_markdown(_without_blank_variant(table.reset_index())), ""]
+        table = floors.beside(table.reset_index(), overall, GROUP, board.primary_metric,
+                              {_header(name, arrows.get(name)): (name, "") for name in overall["name"].unique()})
+        lines += [_markdown(_without_blank_variant(table)), ""]
     if not per_class.empty and board.breakdown:
-        table = _summary(per_class, "name", _arrows(per_class), board.primary_metric, rows=GROUP + ["class_name"])
-        table = table.reset_index().rename(columns={"class_name": board.breakdown})
+        arrows = _arrows(per_class)
+        table = _summary(per_class, "name", arrows, board.primary_metric, rows=GROUP + ["class_name"])
+        table = floors.beside(table.reset_index(), per_class, GROUP + ["class_name"], board.primary_metric,
+                              {_header(name, arrows.get(name)): (name, "") for name in per_class["name"].unique()})
+        table = table.rename(columns={"class_name": board.breakdown})
         lines += [f"### Per {board.breakdown}", "", _markdown(_without_blank_variant(table)), ""]
     elif not per_class.empty:
         names = sorted(per_class["name"].unique())
         metric = board.primary_metric if board.primary_metric in names else names[0]
         chosen = per_class[per_class["name"] == metric]
+        table = floors.rows_for(_summary(chosen, "class_name", {}).reset_index(),
+                                {name: (metric, name) for name in chosen["class_name"].unique()})
         lines += [f"### {_header(metric, _arrows(chosen).get(metric))} per class", "",
-                  _markdown(_without_blank_variant(_summary(chosen, "class_name", {}).reset_index())), ""]
+                  _markdown(_without_blank_variant(table)), ""]
     lines += ["### Environment", "", _markdown(_environments(frame)), ""]
     if board.reference_tables and published_datasets:
         lines += _published_section(board, published_datasets, reference_root)
     return lines
+
+
+FloorKey = tuple[str, str]  # (metric name, class name; "" for the overall figure)
+
+
+@dataclass
+class _FloorRow:
+    """One distinct trivial floor of a profile, and the rows (method, with its variant label) whose runs have it."""
+
+    profile: str
+    values: dict[FloorKey, float]
+    methods: set[str]
+
+
+@dataclass(frozen=True)
+class _Floors:
+    """A dataset's trivial floors: those of each run (split ``floor``), and their distinct rows. Runs of one profile
+    whose floors agree on every metric they both have share a row, so a floor appears once however many runs (and
+    protocol variants recording different subsets of it) recorded it."""
+
+    label: str
+    by_run: dict[int, dict[FloorKey, float]]
+    higher_is_better: dict[str, bool]
+    rows: list[_FloorRow]
+
+    @classmethod
+    def of(cls, frame: pd.DataFrame, label: str) -> _Floors:
+        recorded = frame[frame["split"] == FLOOR_SPLIT]
+        by_run: dict[int, dict[FloorKey, float]] = {}
+        for run_id, name, class_name, value in zip(recorded["run_id"], recorded["name"], recorded["class_name"],
+                                                   recorded["value"]):
+            by_run.setdefault(int(run_id), {})[name, "" if pd.isna(class_name) else class_name] = float(value)
+        runs = frame.drop_duplicates("run_id").set_index("run_id")
+        distinct: dict[tuple[str, tuple[tuple[FloorKey, float], ...]], set[str]] = {}
+        for run_id, values in by_run.items():
+            run = runs.loc[run_id]
+            method = f"{run['method']} [{run['variant']}]" if run["variant"] else run["method"]
+            distinct.setdefault((run["profile"], tuple(sorted(values.items()))), set()).add(method)
+        rows: list[_FloorRow] = []
+        for (profile, values), methods in sorted(distinct.items()):
+            row = next((row for row in rows if row.profile == profile
+                        and all(row.values.get(key, value) == value for key, value in values)), None)
+            if row is None:
+                rows.append(_FloorRow(profile, dict(values), set(methods)))
+            else:
+                row.values.update(values)
+                row.methods |= methods
+        return cls(label, by_run, _arrows(recorded), rows)
+
+    def rows_for(self, table: pd.DataFrame, keys: Mapping[str, FloorKey]) -> pd.DataFrame:
+        """``table`` with a row per floor below it: ``keys`` maps a column to the floor figure it shows."""
+        if not self.rows:
+            return table
+        lines = []
+        for row in self.rows:
+            shared = sum(other.profile == row.profile for other in self.rows) > 1
+            method = f"trivial floor: {self.label}" + (f" (for {', '.join(sorted(row.methods))})" if shared else "")
+            cells = {column: _number(row.values[keys[column]]) if keys.get(column) in row.values else ""
+                     for column in table.columns}
+            lines.append({**cells, "method": method, "profile": row.profile})
+        return pd.concat([table, pd.DataFrame(lines, columns=table.columns)], ignore_index=True)
+
+    def beside(self, table: pd.DataFrame, trained: pd.DataFrame, rows: list[str], first: str,
+               keys: Mapping[str, FloorKey]) -> pd.DataFrame:
+        """``table`` (one line per ``rows`` of ``trained``) with the floor rows below it and a column naming, per
+        line, the metrics it has not learned (:func:`_beats`), checked on every metric with a floor."""
+        if not self.rows:
+            return table
+        flags = {}
+        for line, group in trained.groupby(rows):
+            runs = [self.by_run.get(int(run_id), {}) for run_id in group["run_id"].unique()]
+            failed = []
+            for name, values in group.groupby("name")["value"]:
+                floors = [floor[name, ""] for floor in runs if (name, "") in floor]
+                if floors and name in self.higher_is_better and not _beats(
+                        statistics.mean(values), statistics.mean(floors), self.higher_is_better[name]):
+                    failed.append(name)
+            flags[line] = ", ".join(sorted(failed, key=lambda name: (name != first, name)))
+        table = table.assign(**{NOT_LEARNED: [flags.get(tuple(line), "") for line in
+                                              table[rows].itertuples(index=False)]})
+        return self.rows_for(table, keys)
+
+
+def _beats(value: float, floor: float, higher_is_better: bool) -> bool:
+    """Whether ``value`` beats the trivial ``floor`` by :data:`MARGIN` of the floor's distance to the ideal (1 for
+    higher-is-better fractions, 0 for errors); NaN never does."""
+    ideal = 1.0 if higher_is_better else 0.0
+    gain = value - floor if higher_is_better else floor - value
+    return gain >= MARGIN * abs(ideal - floor)
 
 
 def _label_variants(frame: pd.DataFrame) -> pd.DataFrame:

@@ -3,7 +3,8 @@
 A run exists in the store from the moment its identity is known (after the dataset is opened, and any other data
 the protocol declares it reads is fingerprinted, since the identity includes those fingerprints; data that cannot
 be read raises before the run is recorded, like an unknown component). From then on nothing is lost: a success
-stores its metrics in one transaction, an exception is stored as ``failed`` with its reason, and Ctrl-C or
+stores its metrics, its phase times (:mod:`harness.timing`, split ``time``) and the training curves under its
+folder (:mod:`harness.curves`) in one transaction, an exception is stored as ``failed`` with its reason, and Ctrl-C or
 SIGTERM as ``interrupted``; a rerun of the same identity resumes from the run's last checkpoint.
 """
 from __future__ import annotations
@@ -24,8 +25,9 @@ from typing import Any
 from omegaconf import DictConfig, OmegaConf, open_dict
 
 import harness
-from harness import compat
+from harness import compat, timing
 from harness.config import ROLES, component_config, identity_config
+from harness.curves import collect_curves
 from harness.data import Dataset
 from harness.environment import environment
 from harness.registry import Registry
@@ -96,7 +98,7 @@ class RunOutcome:
     status: str  # succeeded | skipped | failed | interrupted
     identity: str
     run_id: int | None = None
-    metrics: list[Metric] = field(default_factory=list)
+    metrics: list[Metric] = field(default_factory=list)  # the protocol's (stored with the run's phase times)
     error: str = ""
 
 
@@ -189,7 +191,10 @@ def execute(cfg: DictConfig, registry: Registry) -> RunOutcome:
     specs["protocol"] = protocol_spec
     device = resolve_device(cfg.device)
     seed_everything(cfg.seed)
-    dataset = specs["dataset"].build(component_config(cfg, specs["dataset"]), cache_dir=Path(cfg.paths.cache))
+    timing.restart()
+    run_started = time.perf_counter()
+    with timing.phase("dataset"):
+        dataset = specs["dataset"].build(component_config(cfg, specs["dataset"]), cache_dir=Path(cfg.paths.cache))
     setup = RunSetup(cfg=cfg, specs=specs, dataset=dataset, registry=registry)
     data = data_fingerprints(setup)
 
@@ -236,5 +241,8 @@ def execute(cfg: DictConfig, registry: Registry) -> RunOutcome:
             store.fail(run_id, error)
             raise RunFailed(f"run {run_id} ({record.method} on {record.dataset}, protocol {record.protocol}) "
                             f"failed: {error}") from exc
-    store.succeed(run_id, metrics, wall_time_s=time.perf_counter() - started)
+    finished = time.perf_counter()
+    times = timing.run_times(protocol_s=finished - started, total_s=finished - run_started)
+    store.succeed(run_id, metrics + [Metric(timing.TIME_SPLIT, name, seconds) for name, seconds in times.items()],
+                  wall_time_s=finished - started, curves=collect_curves(run_dir))
     return RunOutcome("succeeded", identity, run_id, metrics)

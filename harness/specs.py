@@ -12,6 +12,8 @@ from dataclasses import dataclass, field
 from enum import Enum
 from typing import Any
 
+from harness.claims import Claim
+
 
 class Kind(str, Enum):
     """The component kinds; each has one registrar hook and one Hydra config group."""
@@ -118,6 +120,11 @@ class ProtocolCaps:
     # run is claimed; returns {label: fingerprint} (content hashes), which enter the run's identity (changed data
     # reruns it) and are recorded with it; raises a ValueError/OSError naming the bad value when the data is unusable
     data_fingerprints: str = ""
+    # what its papers claim, as comparisons between measured rows: judged on leaderboards/findings.md
+    claims: tuple[Claim, ...] = ()
+    # how its leaderboards name the trivial floor its runs record (metrics of split "floor", see harness.floors),
+    # e.g. "majority training class"
+    floor_label: str = ""
 
 
 def load_attribute(path: str) -> Any:

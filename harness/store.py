@@ -23,7 +23,7 @@ import time
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any, Mapping, Sequence
 
 import pandas as pd
 from sqlalchemy import (JSON, Boolean, CheckConstraint, Column, DateTime, Float, ForeignKey, Index, Integer,
@@ -31,6 +31,8 @@ from sqlalchemy import (JSON, Boolean, CheckConstraint, Column, DateTime, Float,
                         update)
 from sqlalchemy.engine import Connection, Engine, make_url
 from sqlalchemy.exc import ArgumentError, IntegrityError, OperationalError, SQLAlchemyError
+
+from harness.curves import CurvePoint
 
 STATUSES = ("running", "succeeded", "failed", "interrupted", "superseded")
 # Statuses of which an identity may have at most one row at a time (enforced by a partial unique index).
@@ -84,6 +86,22 @@ _where_overall = metrics_table.c.class_name.is_(None)
 Index("uq_metrics_overall", metrics_table.c.run_id, metrics_table.c.split, metrics_table.c.name, unique=True,
       sqlite_where=_where_overall, postgresql_where=_where_overall)
 
+# Training curves (harness.curves): a point per validation and per loss sample of each training a run did.
+# A table of its own, so stores made before it only gain it (create_all adds missing tables).
+curves_table = Table(
+    "curves", metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("run_id", Integer, ForeignKey("runs.id"), nullable=False, index=True),
+    Column("stage", String(255), nullable=False),  # the curve's folder in the run folder; "" for the run folder
+    Column("step", Integer, nullable=False),
+    Column("seconds", Float),
+    Column("loss", Float),
+    Column("lr", Float),
+    Column("metric", String(128)),  # NULL at points that only sample the training loss
+    Column("value", Float),
+    UniqueConstraint("run_id", "stage", "step", name="uq_curves_point"),
+)
+
 
 class StoreError(RuntimeError):
     """The store cannot be opened, or a write would break its invariants."""
@@ -126,7 +144,10 @@ def _now() -> datetime:
     return datetime.now(timezone.utc)
 
 
-def _storable(value: float) -> float | None:
+def _storable(value: float | None) -> float | None:
+    """NaN as NULL (SQLite cannot store NaN); None stays NULL."""
+    if value is None:
+        return None
     number = float(value)
     return None if math.isnan(number) else number
 
@@ -177,8 +198,17 @@ def _create_tables(engine: Engine, sqlite: bool) -> None:
             time.sleep(0.05)
 
 
+def _of_runs(query: Select[Any], protocol: str | None, status: str | None) -> Select[Any]:
+    """``query`` (joined with the runs) limited to the runs of ``protocol`` with ``status`` (None: any)."""
+    if protocol is not None:
+        query = query.where(runs_table.c.protocol == protocol)
+    if status is not None:
+        query = query.where(runs_table.c.status == status)
+    return query
+
+
 class Store:
-    """Runs and their metrics; every write is one transaction."""
+    """Runs, their metrics and training curves; every write is one transaction."""
 
     def __init__(self, url: str) -> None:
         self.url = url
@@ -239,8 +269,10 @@ class Store:
         except IntegrityError as exc:  # PostgreSQL: a concurrent claim of a fresh identity won
             raise RunInProgress(f"identity {record.identity} was claimed by another process at the same time") from exc
 
-    def succeed(self, run_id: int, metrics: list[Metric], wall_time_s: float) -> None:
-        """Record the metrics and mark the run succeeded, superseding an earlier result of its identity."""
+    def succeed(self, run_id: int, metrics: list[Metric], wall_time_s: float,
+                curves: Mapping[str, Sequence[CurvePoint]] | None = None) -> None:
+        """Record the metrics and training curves (stage -> points) and mark the run succeeded, superseding an
+        earlier result of its identity."""
         try:
             with self._engine.begin() as connection:
                 identity = self._running_identity(connection, run_id)
@@ -254,9 +286,14 @@ class Store:
                         {"run_id": run_id, "split": m.split, "name": m.name, "value": _storable(m.value),
                          "higher_is_better": m.higher_is_better, "class_name": m.class_name}
                         for m in metrics])
+                points = [{"run_id": run_id, "stage": stage, "step": p.step, "seconds": p.seconds,
+                           "loss": _storable(p.loss), "lr": p.lr, "metric": p.metric, "value": _storable(p.value)}
+                          for stage, stage_points in sorted((curves or {}).items()) for p in stage_points]
+                if points:
+                    connection.execute(insert(curves_table), points)
         except IntegrityError as exc:
-            raise StoreError(f"run {run_id}: nothing recorded, its metrics were rejected (is a "
-                             f"(split, name, class_name) key repeated?): {exc.orig}") from exc
+            raise StoreError(f"run {run_id}: nothing recorded, its metrics or curves were rejected (is a "
+                             f"(split, name, class_name) or (stage, step) key repeated?): {exc.orig}") from exc
 
     def fail(self, run_id: int, error: str, interrupted: bool = False) -> None:
         """Record why a run ended without a result; ``interrupted`` for Ctrl-C and the like."""
@@ -308,12 +345,22 @@ class Store:
                         m.c.class_name)
                  .join(r, r.c.id == m.c.run_id)
                  .order_by(m.c.run_id, m.c.split, m.c.name, m.c.class_name))
-        if protocol is not None:
-            query = query.where(r.c.protocol == protocol)
-        if status is not None:
-            query = query.where(r.c.status == status)
-        frame = self._read(query)
+        frame = self._read(_of_runs(query, protocol, status))
         frame["value"] = frame["value"].astype(float)  # NULL (NaN) included
+        return frame
+
+    def curves(self, protocol: str | None = None, status: str | None = "succeeded") -> pd.DataFrame:
+        """Training curve points joined with their run's description, like :meth:`metrics`; NULL loss and value
+        (loss-only points, NaN) read as NaN."""
+        r, c = runs_table, curves_table
+        query = (select(c.c.run_id, r.c.identity, r.c.variant, r.c.protocol, r.c.dataset, r.c.method, r.c.profile,
+                        r.c.seed, r.c.status, c.c.stage, c.c.step, c.c.seconds, c.c.loss, c.c.lr, c.c.metric,
+                        c.c.value)
+                 .join(r, r.c.id == c.c.run_id)
+                 .order_by(c.c.run_id, c.c.stage, c.c.step))
+        frame = self._read(_of_runs(query, protocol, status))
+        for column in ("seconds", "loss", "lr", "value"):
+            frame[column] = frame[column].astype(float)
         return frame
 
     def _read(self, query: Select[Any]) -> pd.DataFrame:

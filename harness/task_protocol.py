@@ -2,16 +2,22 @@
 train it (once per recipe, see :mod:`harness.trained`), score it cheaply, evaluate it fully.
 
 The compression and quantisation protocols drive a task's protocol through this interface, so a
-compressed model is trained, selected and scored exactly as its uncompressed baseline.
+compressed model is trained, selected and scored exactly as its uncompressed baseline. Trivial floors (see
+:mod:`harness.floors`) go through it too: a task's trivial models are scored by its own ``score`` and
+``evaluate``, so a floor is computed exactly as the figure it stands beside.
 """
 from __future__ import annotations
 
+import dataclasses
+import tempfile
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from torch import nn
 
-from harness.metrics.directions import metric
+from harness.floors import FLOOR_SPLIT, best_per_metric, cached_for_run, metrics_from_json, metrics_to_json
+from harness.metrics.directions import direction, metric
 from harness.runner import RunContext
 from harness.specs import Kind
 from harness.store import Metric
@@ -21,9 +27,26 @@ from harness.trained import recipe, train_once
 TASK_PROTOCOLS = {"classification": "classification", "occupancy": "reconstruction", "segmentation": "segmentation"}
 
 
+@dataclass(frozen=True)
+class TaskFloors:
+    """A task's trivial floors: of its test metrics (split ``floor``, named as ``evaluate`` names them) and of its
+    cheap ``score`` on the test split (what compression and quantisation record)."""
+
+    metrics: list[Metric]
+    score: float
+
+    def to_json(self) -> dict[str, Any]:
+        return {"metrics": metrics_to_json(self.metrics), "score": self.score}
+
+    @classmethod
+    def from_json(cls, payload: dict[str, Any]) -> TaskFloors:
+        return cls(metrics_from_json(payload["metrics"]), float(payload["score"]))
+
+
 class TaskProtocol:
     name = ""  # its registry name: the trainer of its recipes
     selection = ""  # the metric it selects models on (higher is better) and ``score`` returns
+    floor_fields: tuple[str, ...] = ()  # the config fields its test figures depend on (evaluation settings)
 
     def __init__(self, config: Any) -> None:
         self.config = config
@@ -45,7 +68,33 @@ class TaskProtocol:
         """Every test metric, overall and per class."""
         raise NotImplementedError
 
+    def trivial_models(self, ctx: RunContext) -> list[nn.Module]:
+        """Models that ignore their input, built from the training split alone (e.g. one predicting the majority
+        class), which ``score`` and ``evaluate`` accept like the task's model; each figure's floor is the best
+        one of them gets."""
+        raise NotImplementedError
+
     # ----- shared --------------------------------------------------------------------------------
+    def floors(self, ctx: RunContext) -> TaskFloors:
+        """The trivial floors of the run's dataset under this protocol's evaluation settings (cached)."""
+        setting = {name: getattr(self.config, name) for name in self.floor_fields}
+        return cached_for_run(ctx, self.name, setting, lambda: self._trivial_floors(ctx).to_json(),
+                              TaskFloors.from_json)
+
+    def _trivial_floors(self, ctx: RunContext) -> TaskFloors:
+        """Every trivial model scored by this protocol's own ``evaluate`` and ``score`` (under seed 0, writing
+        nothing into the run's folder); the best figure of each metric."""
+        figures, scores = [], []
+        with tempfile.TemporaryDirectory() as scratch:
+            scoring = dataclasses.replace(ctx, run_dir=Path(scratch), seed=0)
+            for model in self.trivial_models(ctx):
+                figures.append({(m.name, m.class_name): m.value for m in self.evaluate(model, scoring)})
+                scores.append(self.score(model, scoring, "test"))
+        best = best_per_metric(figures, direction)
+        order = sorted(best, key=lambda key: (key[0], key[1] or ""))
+        return TaskFloors([metric(FLOOR_SPLIT, name, best[name, class_name], class_name) for name, class_name in order],
+                          max(scores))
+
     def recipe(self, ctx: RunContext) -> dict[str, Any]:
         """What decides the weights this protocol trains for the run's encoder and decoder."""
         parts = {role: (ctx.specs[role], ctx.config(role)) for role in ("encoder", "decoder")}
@@ -61,7 +110,8 @@ class TaskProtocol:
     def run(self, ctx: RunContext) -> list[Metric]:
         model, best = self.trained_model(ctx)
         return ([metric("val", self.selection, best)] + self.evaluate(model, ctx)
-                + [metric("test", "parameters", sum(p.numel() for p in model.parameters()))])
+                + [metric("test", "parameters", sum(p.numel() for p in model.parameters()))]
+                + self.floors(ctx).metrics)
 
 
 def task_protocol(ctx: RunContext) -> TaskProtocol:

@@ -4,8 +4,9 @@ hold-out stage 1 reuses the multi-task training it repeats).
 
 The recipe is everything that decides the weights: the trainer (protocol name, version and config), the
 components (names, versions, configs), the dataset fingerprint, the seed, the device type and the harness
-version. Entries live in ``<paths.cache>/trained/<key>/``: ``model.pt`` (the selected weights) and
-``record.json`` (the recipe, the best validation score, the weights' sha256); training checkpoints stay in
+version. Entries live in ``<paths.cache>/trained/<key>/``: ``model.pt`` (the selected weights), ``curve.jsonl``
+(the training curve, put back in every run that reuses the weights, so each has its curve) and ``record.json``
+(the recipe, the best validation score, the weights' sha256); training checkpoints stay in
 the run folder, so an interrupted run resumes as any other. A damaged entry is detected by its checksum and retrained; concurrent
 runs of one recipe wait for each other. ``force=true`` reruns a run, not its cached training: delete the
 entry (or the ``trained`` folder) to retrain.
@@ -24,6 +25,7 @@ import torch
 from torch import nn
 
 import harness
+from harness.curves import CURVE_FILE
 from harness.datacache import fingerprint, locked, sha256_file, write_atomic
 from harness.runner import RunContext
 from harness.specs import Kind
@@ -63,19 +65,21 @@ def train_once(ctx: RunContext, model: nn.Module, recipe_: Mapping[str, Any], di
                train: Callable[[Path], float]) -> float:
     """Load ``model``'s weights for ``recipe_`` if a verified entry exists; else ``train(directory)`` (which
     fits ``model`` in place, with resumable checkpoints under ``directory``, a folder of the run) and store
-    the result. Either way ``directory`` gets the weights as ``model.pt`` (a hard link where possible), and the
-    random generators are reseeded with the run's seed, so whatever the run does next (a fresh head's
-    initialisation, a fine-tuning) does not depend on whether the training was cached. Returns the best
-    validation score."""
+    the result. Either way ``directory`` gets the weights as ``model.pt`` (a hard link where possible) and the
+    training's ``curve.jsonl``, and the random generators are reseeded with the run's seed, so whatever the run
+    does next (a fresh head's initialisation, a fine-tuning) does not depend on whether the training was cached.
+    Returns the best validation score."""
     key = fingerprint(recipe_)
     entry = Path(ctx.cfg.paths.cache) / "trained" / key
     with locked(entry):
         best = _load(entry, model, key, ctx.device)
         if best is not None:
             log.info("reusing trained weights %s (best validation %.4f)", entry, best)
+            _copy_curve(entry / CURVE_FILE, directory / CURVE_FILE)
         else:
             best = train(directory)
             save_checkpoint(entry / WEIGHTS, {"model": model.state_dict()})
+            _copy_curve(directory / CURVE_FILE, entry / CURVE_FILE)
             record = {"key": key, "recipe": recipe_, "best_val": best, "sha256": sha256_file(entry / WEIGHTS)}
             write_atomic(entry / RECORD, json.dumps(record, indent=1, sort_keys=True, default=str).encode())
         _share(entry / WEIGHTS, directory / WEIGHTS)
@@ -90,6 +94,15 @@ def _share(source: Path, target: Path) -> None:
         os.link(source, target)
     except OSError:  # another file system
         shutil.copyfile(source, target)
+
+
+def _copy_curve(source: Path, target: Path) -> None:
+    """Copy a training curve (never link it: a curve file is appended to in place); without one (an entry older
+    than curves) the target's is removed, so no stale curve of a partial training stands for the weights."""
+    if source.exists():
+        write_atomic(target, source.read_bytes())
+    else:
+        target.unlink(missing_ok=True)
 
 
 def _load(entry: Path, model: nn.Module, key: str, device: torch.device) -> float | None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 import logging
 import os
 import random
+import time
 from pathlib import Path
 from typing import Any, Callable, Iterable, Iterator
 
@@ -11,7 +12,9 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader
 
+from harness.curves import CURVE_FILE, CurvePoint, append_point, truncate_curve
 from harness.progress import progress
+from harness.timing import phase
 from harness.training_config import TrainingConfig, learning_rate
 
 log = logging.getLogger(__name__)
@@ -103,39 +106,66 @@ def fit(model: torch.nn.Module, train_data: Any, schedule: TrainingConfig, run_d
 
     Every ``validate_every`` steps (and at the end) ``validate`` scores the model, higher is better;
     the best weights go to ``run_dir/best.pt``. Returns the best validation score. ``parameters``
-    restricts what is optimised (e.g. a decoder on a frozen encoder).
+    restricts what is optimised (e.g. a decoder on a frozen encoder). The training curve goes to
+    ``run_dir/curve.jsonl`` (:mod:`harness.curves`): a point at every validation, and a training-loss point every
+    ``steps // 50`` steps between, so convergence can be seen; the time goes to :mod:`harness.timing`'s phases.
     """
     optimizer = torch.optim.AdamW(model.parameters() if parameters is None else parameters, lr=schedule.lr,
                                   weight_decay=schedule.weight_decay)
     step, best = 0, -float("inf")
+    seconds_before, loss_sum, loss_count = 0.0, 0.0, 0  # the curve's clock and the loss since its last point
     state = resume_state(run_dir / "last.pt", device)
     if state is not None:
         model.load_state_dict(state["model"])
         optimizer.load_state_dict(state["optimizer"])
         step, best = int(state["step"]), float(state["best_val"])
+        seconds_before = float(state.get("seconds", 0.0))
+        loss_sum, loss_count = state.get("curve_loss", (0.0, 0))
         log.info("resumed at step %d (best validation %s %.4f)", step, metric_name, best)
+    curve = run_dir / CURVE_FILE
+    truncate_curve(curve, step)  # what a previous session recorded after its last checkpoint is redone
+    started = time.perf_counter()
+
+    def seconds() -> float:
+        return seconds_before + time.perf_counter() - started
+
+    loss_every = max(1, schedule.steps // 50)
     loader = make_loader(train_data, schedule.batch_size, shuffle=True, seed=seed + step, workers=schedule.workers,
                          drop_last=len(train_data) > schedule.batch_size)
     batches = cycle(loader)
     for step in progress(range(step, schedule.steps), desc="train", total=schedule.steps - step):
         model.train()
+        lr = learning_rate(schedule, step)
         for group in optimizer.param_groups:
-            group["lr"] = learning_rate(schedule, step)
-        loss = loss_fn(model, to_device(next(batches), device))
-        check_finite(loss, step)
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        optimizer.step()
+            group["lr"] = lr
+        with phase("data"):
+            batch = to_device(next(batches), device)
+        with phase("train"):
+            loss = loss_fn(model, batch)
+            check_finite(loss, step)
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            optimizer.step()
+        loss_sum, loss_count = loss_sum + loss.item(), loss_count + 1
         done = step + 1
-        if done % schedule.validate_every == 0 or done == schedule.steps:
-            score = validate(model)
+        validating = done % schedule.validate_every == 0 or done == schedule.steps
+        if validating:
+            with phase("validate"):
+                score = validate(model)
             if score > best:
                 best = score
-                save_checkpoint(run_dir / "best.pt", {"model": model.state_dict(), "step": done})
+                with phase("checkpoint"):
+                    save_checkpoint(run_dir / "best.pt", {"model": model.state_dict(), "step": done})
             log.info("step %d: loss %.4f, validation %s %.4f (best %.4f)", done, loss.item(), metric_name, score, best)
+        if validating or done % loss_every == 0:
+            validation = (metric_name, score) if validating else (None, None)
+            append_point(curve, CurvePoint(done, seconds(), loss_sum / loss_count, lr, *validation))
+            loss_sum, loss_count = 0.0, 0
         if done % schedule.checkpoint_every == 0 or done == schedule.steps:
-            save_checkpoint(run_dir / "last.pt", {"model": model.state_dict(), "step": done,
-                                                  "optimizer": optimizer.state_dict(), "best_val": best})
+            with phase("checkpoint"):
+                save_checkpoint(run_dir / "last.pt", {"model": model.state_dict(), "step": done,
+                                                      "optimizer": optimizer.state_dict(), "best_val": best,
+                                                      "seconds": seconds(), "curve_loss": [loss_sum, loss_count]})
     model.load_state_dict(load_checkpoint(run_dir / "best.pt", device)["model"])
     return best
 

@@ -47,5 +47,6 @@ def test_classification_protocol_end_to_end(tmp_path, monkeypatch):
     assert outcome.status == "succeeded"
     values = {(m.split, m.name, m.class_name): m.value for m in outcome.metrics}
     assert 0.0 <= values[("test", "top1", None)] <= 1.0
-    per_class = [v for (split, name, cls), v in values.items() if name == "top1" and cls is not None]
+    per_class = [v for (split, name, cls), v in values.items() if split == "test" and name == "top1"
+                 and cls is not None]
     assert values[("test", "mean_class_top1", None)] == pytest.approx(np.mean(per_class))

@@ -44,7 +44,8 @@ def test_segmentation_protocol_end_to_end(tmp_path, monkeypatch):
     assert outcome.status == "succeeded"
     values = {(m.split, m.name, m.class_name): m.value for m in outcome.metrics}
     assert 0.0 <= values[("test", "miou", None)] <= 1.0
-    per_category = [v for (split, name, cls), v in values.items() if name == "miou" and cls is not None]
+    per_category = [v for (split, name, cls), v in values.items() if split == "test" and name == "miou"
+                    and cls is not None]
     assert values[("test", "class_miou", None)] == pytest.approx(np.mean(per_category))
 
 

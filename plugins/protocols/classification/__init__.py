@@ -27,6 +27,7 @@ SPEC = ComponentSpec(
                           "generalising_t5", "generalising_t6"),
         reference_metrics={"accuracy": "top1"},
         primary_metric="top1",
+        floor_label="majority training class",
     ),
     version="1",
     citation='Hughes et al., "Towards Generalising Neural Implicit Representations", ECCV Workshops 2022',

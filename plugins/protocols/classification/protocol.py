@@ -7,7 +7,8 @@ import numpy as np
 import torch
 from torch import nn
 
-from harness.data import LABEL
+from harness.data import INDEX, LABEL
+from harness.floors import majority_label, training_arrays
 from harness.losses import class_loss
 from harness.metrics.classification import classification_metrics
 from harness.metrics.directions import metric
@@ -26,6 +27,19 @@ class EncoderClassifier(nn.Module):
 
     def forward(self, batch: dict) -> torch.Tensor:
         return self.head(self.encoder(batch[self.input_key]))
+
+
+class ConstantClassifier(nn.Module):
+    """Predicts one class for every item: the trivial floor of the majority training class."""
+
+    def __init__(self, label: int, classes: int) -> None:
+        super().__init__()
+        self.label, self.classes = label, classes
+
+    def forward(self, batch: dict) -> torch.Tensor:
+        logits = torch.zeros(len(batch[INDEX]), self.classes, device=batch[INDEX].device)
+        logits[:, self.label] = 1.0
+        return logits
 
 
 class ClassificationProtocol(TaskProtocol):
@@ -48,6 +62,10 @@ class ClassificationProtocol(TaskProtocol):
         overall, per_class = classification_metrics(predicted, target, ctx.dataset.info.classes)
         return ([metric("test", name, value) for name, value in overall.items()]
                 + [metric("test", "top1", value, class_name=name) for name, value in per_class.items()])
+
+    def trivial_models(self, ctx: RunContext) -> list[ConstantClassifier]:
+        labels = np.stack(training_arrays(ctx.dataset.split("train"), [LABEL])[LABEL])
+        return [ConstantClassifier(majority_label(labels), len(ctx.dataset.info.classes))]
 
     @torch.no_grad()
     def predict(self, model: EncoderClassifier, ctx: RunContext, split: str) -> tuple[np.ndarray, np.ndarray]:

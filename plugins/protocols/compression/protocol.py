@@ -12,6 +12,7 @@ from torch import nn
 
 from harness.compression import CompressionReport, Compressor
 from harness.datacache import sha256_file
+from harness.floors import FLOOR_SPLIT
 from harness.metrics.directions import metric
 from harness.runner import RunContext, RunSetup
 from harness.store import Metric
@@ -89,12 +90,19 @@ class CompressionProtocol:
         score = next(m.value for m in post if m.name == task.selection and m.class_name is None)
         if finetuning is not None:
             metrics.append(metric("test", "delta_control", score - control_score))
-        return metrics + post + [
+        return metrics + post + self.floors(ctx, task, finetuning is not None) + [
             metric("test", "delta", score - baseline),
             metric("test", "parameters", report.after.parameters),
             metric("test", "parameters_change_pct", report.parameter_change_pct),
             metric("test", "size_mb", report.after.megabytes),
             metric("test", "baseline_size_mb", report.before.megabytes)]
+
+    @staticmethod
+    def floors(ctx: RunContext, task: TaskProtocol, control: bool) -> list[Metric]:
+        """The task's trivial floors: of its test metrics after fine-tuning, and of its score at every stage."""
+        floors = task.floors(ctx)
+        stages = ["baseline_", "pre_"] + (["control_"] if control else [])
+        return floors.metrics + [metric(FLOOR_SPLIT, f"{stage}{task.selection}", floors.score) for stage in stages]
 
     def finetuning(self, task: TaskProtocol) -> TaskProtocol | None:
         """The task's protocol with this protocol's schedule (None when there is no fine-tuning)."""

@@ -22,7 +22,9 @@ cube (:func:`harness.geometry.udf_extraction.extract_udf_mesh`, distances withou
 autograd gradients at active cells); ``eval_points`` area-uniform samples of it, scored against the scene's
 ground-truth surface points, and labelled by the semantic decoder (argmax) for the semantic metrics
 (:func:`harness.metrics.scene.mesh_scene_metrics`). Figures are means over the test scenes; the per-class IoU
-is the mean over the scenes where the class occurs (as a target or a prediction).
+is the mean over the scenes where the class occurs (as a target or a prediction). ``udf_l1`` is the UDF
+decoder's mean clamped L1 error over the test scenes' queries (as stage 1 is selected on the validation ones).
+Trivial floors (:func:`scene_floors`: the majority training class, the best constant UDF) are recorded beside.
 """
 from __future__ import annotations
 
@@ -38,6 +40,8 @@ import torch
 from torch import nn
 
 from harness.data import INDEX, POINTS, POINTS_SEMANTIC, QUERY, SEMANTIC, SURFACE, SURFACE_SEMANTIC, UDF
+from harness.floors import (FLOOR_SPLIT, best_constant_l1, cached_for_run, majority_label, mean_absolute_error,
+                            metrics_from_json, metrics_to_json, training_arrays)
 from harness.losses import UncertaintyWeighting, semantic_loss, udf_loss
 from harness.metrics.directions import metric
 from harness.runner import RunContext
@@ -52,6 +56,7 @@ from . import ROWS, TSNE_FILE, ContextualiseConfig, SceneStagesConfig
 log = logging.getLogger(__name__)
 ENC_XYZ, ENC_FEATURES = "encoding_xyz", "encoding_features"  # a stored frozen encoding in a training item
 CLAMP = 0.1  # udf_loss's clamp: validation compares distances clamped alike
+SEMANTIC_METRICS = ["miou", "mf1_delta", "mf1_2delta"]
 
 
 # ----- models ---------------------------------------------------------------------------------------------------
@@ -160,15 +165,20 @@ def encode_scenes(encoder: nn.Module, split: Any, input_key: str, device: torch.
 
 # ----- validation scores (higher is better) ---------------------------------------------------------------------
 
+def clamped_l1(predicted: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    """|clamp(predicted) - clamp(true)| per query: ``udf_loss``'s clamp, so far queries do not dominate
+    (``udf_l1``, the validation score and the test metric alike)."""
+    return (predicted.clamp(max=CLAMP) - target.clamp(max=CLAMP)).abs()
+
+
 @torch.no_grad()
 def negative_udf_l1(model: Geometric, data: Any, device: torch.device) -> float:
-    """Minus the mean |clamp(predicted) - clamp(true)| distance over the validation queries."""
+    """Minus the mean :func:`clamped_l1` over the validation queries."""
     model.eval()
     total, count = 0.0, 0
     for index in range(len(data)):
         batch = as_batch(data[index], device)
-        pred = model.udf(batch[QUERY], model.encoder(batch[model.input_key]))
-        total += float((pred.clamp(max=CLAMP) - batch[UDF].clamp(max=CLAMP)).abs().sum())
+        total += float(clamped_l1(model.udf(batch[QUERY], model.encoder(batch[model.input_key])), batch[UDF]).sum())
         count += batch[UDF].numel()
     return -total / max(count, 1)
 
@@ -347,24 +357,47 @@ def _scene_labels(parts: RowParts, encoding: Any, device: torch.device, chunk: i
     return labels
 
 
-def evaluate_scenes(ctx: RunContext, config: SceneStagesConfig, parts: RowParts, semantics: bool) -> list[Metric]:
-    """Test metrics of a row (module docstring): reconstruction always, semantics when ``semantics``."""
-    from harness.geometry.udf_extraction import autograd_field, extract_udf_mesh, torch_distance
-    from harness.metrics.scene import mesh_scene_metrics
-
+def scenes_evaluated(ctx: RunContext, config: SceneStagesConfig) -> tuple[Any, int]:
+    """The test split and how many of its scenes are evaluated (``max_eval_scenes``)."""
     test = ctx.dataset.split("test")
     scenes = len(test) if config.max_eval_scenes <= 0 else min(len(test), config.max_eval_scenes)
     if scenes == 0:
         raise ValueError(f"dataset {ctx.dataset.info.name} has no test scenes to evaluate")
+    return test, scenes
+
+
+def scene_means(split: str, per_scene: list[dict[str, Any]], names: list[str], classes: Sequence[str]) -> list[Metric]:
+    """Figures averaged over the scenes, and (with ``classes``) each class's IoU averaged over the scenes where the
+    class occurs (as a target or a prediction), as ``miou`` with the class name."""
+    metrics = [metric(split, name, float(np.mean([scene[name] for scene in per_scene]))) for name in names]
+    if classes:
+        iou = np.array([scene["iou_per_class"] for scene in per_scene], dtype=np.float64)  # [scenes, C]
+        for c, name in enumerate(classes):
+            if np.isfinite(iou[:, c]).any():
+                metrics.append(metric(split, "miou", float(np.nanmean(iou[:, c])), class_name=name))
+    return metrics
+
+
+def evaluate_scenes(ctx: RunContext, config: SceneStagesConfig, parts: RowParts, semantics: bool) -> list[Metric]:
+    """Test metrics of a row (module docstring): reconstruction always, semantics when ``semantics``; and
+    ``udf_l1``, the mean :func:`clamped_l1` of the UDF decoder over the scenes' test queries."""
+    from harness.geometry.udf_extraction import autograd_field, extract_udf_mesh, torch_distance
+    from harness.metrics.scene import mesh_scene_metrics
+
+    test, scenes = scenes_evaluated(ctx, config)
     classes = ctx.dataset.info.semantic_classes
     device, chunk = ctx.device, int(config.eval_chunk)
     per_scene: list[dict[str, Any]] = []
+    udf_error, queries = 0.0, 0
     mesh_dir = ctx.run_dir / "meshes"
     for index in range(scenes):
         item = test[index]
         with torch.no_grad():
             encoding = parts.encoder(item[ctx.input_key][None].to(device))
         distances = _scene_field(parts, encoding, device, chunk)
+        with torch.no_grad():
+            udf_error += float(clamped_l1(distances(item[QUERY]), item[UDF].to(device)).sum())
+        queries += item[UDF].numel()
         vertices, faces = extract_udf_mesh(autograd_field(distances, device), int(config.resolution),
                                            batch_points=chunk, udf=torch_distance(distances, device))
         if index < config.meshes_saved and len(faces):
@@ -380,14 +413,51 @@ def evaluate_scenes(ctx: RunContext, config: SceneStagesConfig, parts: RowParts,
                                             num_classes=len(classes) if semantics else None))
         log.info("test scene %d/%d: %d vertices, %s", index + 1, scenes, len(vertices),
                  ", ".join(f"{k} {v:.4g}" for k, v in per_scene[-1].items() if isinstance(v, float)))
-    names = ["cd_l1", "cd_l2", "f1_delta", "f1_2delta"] + (["miou", "mf1_delta", "mf1_2delta"] if semantics else [])
-    metrics = [metric("test", name, float(np.mean([scene[name] for scene in per_scene]))) for name in names]
+    names = ["cd_l1", "cd_l2", "f1_delta", "f1_2delta"] + (SEMANTIC_METRICS if semantics else [])
+    return ([metric("test", "udf_l1", udf_error / queries)]
+            + scene_means("test", per_scene, names, classes if semantics else ()))
+
+
+def scene_floors(ctx: RunContext, config: SceneStagesConfig, semantics: bool) -> list[Metric]:
+    """The trivial floors of the scene metrics (split ``floor``; the semantic ones when ``semantics``, for the rows
+    that evaluate them), cached per dataset and evaluation setting:
+
+    - ``udf_l1``: the best constant UDF, the median of the training queries' clamped distances (the constant of
+      least mean :func:`clamped_l1`), scored on the evaluated test scenes' queries;
+    - ``f1_delta``, ``f1_2delta``: that constant is positive, so its zero set (the surface) is empty, and no
+      predicted point lies within δ of the ground truth: recall 0, F1 0 whatever the precision; computed by the
+      metric code on the empty surface (Chamfer distances get none: theirs would be the empty-prediction
+      convention, not a distance);
+    - ``miou``, ``mf1_delta``, ``mf1_2delta`` (and the IoU per class): the most frequent class of the training
+      scenes' labelled surface points, predicted at every ground-truth surface point of a test scene (a perfect
+      surface), scored by the protocol's semantic metric code.
+    """
+    setting = {"delta": config.delta, "max_eval_scenes": config.max_eval_scenes, "semantics": semantics}
+    return cached_for_run(ctx, "contextualise", setting,
+                          lambda: metrics_to_json(_scene_floors(ctx, config, semantics)), metrics_from_json)
+
+
+def _scene_floors(ctx: RunContext, config: SceneStagesConfig, semantics: bool) -> list[Metric]:
+    from harness.metrics.scene import scene_metrics, semantic_metrics
+
+    training = training_arrays(ctx.dataset.split("train"), [UDF] + ([SURFACE_SEMANTIC] if semantics else []))
+    constant = best_constant_l1(np.minimum(np.concatenate(training[UDF]), CLAMP))
+    test, scenes = scenes_evaluated(ctx, config)
+    items = [test[index] for index in range(scenes)]
+    targets = np.minimum(np.concatenate([item[UDF].numpy() for item in items]), CLAMP)
+    metrics = [metric(FLOOR_SPLIT, "udf_l1", mean_absolute_error(targets, constant))]
+    names = ["f1_delta", "f1_2delta"] if constant > 0 else []
+    per_scene = [scene_metrics(np.zeros((0, 3), np.float32), item[SURFACE].numpy(), delta=config.delta)
+                 for item in items]
+    classes: Sequence[str] = ()
     if semantics:
-        iou = np.array([scene["iou_per_class"] for scene in per_scene], dtype=np.float64)  # [scenes, C]
-        for c, name in enumerate(classes):
-            if np.isfinite(iou[:, c]).any():
-                metrics.append(metric("test", "miou", float(np.nanmean(iou[:, c])), class_name=name))
-    return metrics
+        classes, names = ctx.dataset.info.semantic_classes, names + SEMANTIC_METRICS
+        majority = majority_label(np.concatenate(training[SURFACE_SEMANTIC]))
+        for figures, item in zip(per_scene, items):
+            surface = item[SURFACE].numpy()
+            figures.update(semantic_metrics(surface, np.full(len(surface), majority), surface,
+                                            item[SURFACE_SEMANTIC].numpy(), config.delta, len(classes)))
+    return metrics + scene_means(FLOOR_SPLIT, per_scene, names, classes)
 
 
 # ----- t-SNE of frozen vs contextualised features ---------------------------------------------------------------
@@ -488,7 +558,8 @@ class ContextualiseProtocol:
 
     def run(self, ctx: RunContext) -> list[Metric]:
         trained = self.train(ctx)
-        metrics = trained.validation + evaluate_scenes(ctx, self.config, trained.parts.eval(), trained.semantics)
+        metrics = (trained.validation + evaluate_scenes(ctx, self.config, trained.parts.eval(), trained.semantics)
+                   + scene_floors(ctx, self.config, trained.semantics))
         parts = [trained.parts.encoder, trained.parts.udf, trained.parts.semantic, trained.parts.context]
         metrics.append(metric("test", "parameters", sum(p.numel() for part in parts if part is not None
                                                         for p in part.parameters())))

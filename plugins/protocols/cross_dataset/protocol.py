@@ -15,7 +15,8 @@ from harness.runner import RunContext, RunSetup
 from harness.specs import Kind
 from harness.store import Metric
 
-from ..contextualise.protocol import SceneStages, TrainingData, check_dataset, data_key, evaluate_scenes
+from ..contextualise.protocol import (SceneStages, TrainingData, check_dataset, data_key, evaluate_scenes,
+                                      scene_floors)
 from . import CrossDatasetConfig
 
 
@@ -102,4 +103,4 @@ class CrossDatasetProtocol:
         modules = [parts.encoder, parts.udf, parts.semantic, parts.context]
         metrics.append(metric("test", "parameters", sum(p.numel() for m in modules for p in m.parameters())))
         metrics.append(metric("test", "context_parameters", sum(p.numel() for p in parts.context.parameters())))
-        return metrics
+        return metrics + scene_floors(ctx, self.config, True)

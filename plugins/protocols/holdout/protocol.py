@@ -9,7 +9,7 @@ from harness.runner import RunContext
 from harness.specs import Kind
 from harness.store import Metric
 
-from ..multitask.protocol import (SCORERS, MultitaskModel, build_model, check_tasks, evaluate, train,
+from ..multitask.protocol import (SCORERS, MultitaskModel, build_model, check_tasks, evaluate, floors, train,
                                   train_once_for)
 from . import HoldoutConfig
 
@@ -50,4 +50,4 @@ class HoldoutProtocol:
         held_out = MultitaskModel(encoder, {cfg.task: head}, pretrained.input_key)
         stage2 = train(held_out, ctx, cfg, [cfg.task], ctx.run_dir / "stage2", parameters=head.parameters())
         metrics.append(metric("val", SCORERS[cfg.task].selection, stage2))
-        return metrics + evaluate(held_out, ctx, cfg, [cfg.task])
+        return metrics + evaluate(held_out, ctx, cfg, [cfg.task]) + floors(ctx, cfg, [*cfg.pretrain_tasks, cfg.task])

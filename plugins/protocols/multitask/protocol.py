@@ -142,6 +142,11 @@ def evaluate(model: MultitaskModel, ctx: RunContext, config: TaskHeadsConfig, ta
             for m in SCORERS[task](config).evaluate(model.view(task), ctx)]
 
 
+def floors(ctx: RunContext, config: TaskHeadsConfig, tasks: Sequence[str]) -> list[Metric]:
+    """The trivial floors of every task's test metrics, computed by that task's own protocol."""
+    return [m for task in SCORERS if task in tasks for m in SCORERS[task](config).floors(ctx).metrics]
+
+
 class MultitaskProtocol:
     def __init__(self, config: MultitaskConfig) -> None:
         self.config = config
@@ -152,4 +157,5 @@ class MultitaskProtocol:
         best_val = train_once_for(model, ctx, cfg, cfg.tasks, cfg.decoders, ctx.run_dir)
         return ([metric("val", SCORERS[cfg.tasks[0]].selection, best_val)]
                 + evaluate(model, ctx, cfg, cfg.tasks)
-                + [metric("test", "parameters", sum(p.numel() for p in model.parameters()))])
+                + [metric("test", "parameters", sum(p.numel() for p in model.parameters()))]
+                + floors(ctx, cfg, cfg.tasks))

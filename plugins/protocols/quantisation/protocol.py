@@ -5,16 +5,14 @@ import copy
 import dataclasses
 
 from harness.compression import model_size
+from harness.floors import FLOOR_SPLIT
 from harness.metrics.directions import metric
 from harness.runner import RunContext
 from harness.store import Metric
 from harness.task_protocol import task_protocol
 
 from ..compression.protocol import baseline_model, save_report
-from . import QuantisationConfig
-
-# how the uncompressed model's row is labelled, as the papers print it
-FLOAT_LABEL = "32-bit Floating Point"
+from . import FLOAT_LABEL, QuantisationConfig
 
 
 class QuantisationProtocol:
@@ -40,7 +38,8 @@ class QuantisationProtocol:
             quantised.to(ctx.device)
             save_report(report, ctx.run_dir / f"configuration_{n}.json")
             metrics += self.row(str(configuration), task.score(quantised, ctx, "test"), report.after, task.selection)
-        return metrics
+        # the task's trivial floor of the score every configuration records (one figure, not per configuration)
+        return metrics + [metric(FLOOR_SPLIT, task.selection, task.floors(ctx).score)]
 
     @staticmethod
     def row(label: str, score: float, size, selection: str) -> list[Metric]:

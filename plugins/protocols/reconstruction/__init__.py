@@ -36,6 +36,7 @@ SPEC = ComponentSpec(
                           "generalising_t6"),
         reference_metrics={"IoU": "iou", "Chamfer-L1": "chamfer_l1"},
         primary_metric="iou",
+        floor_label="mean training shape, or constant occupancy where better",
     ),
     version="1",
     citation=('Mescheder et al., "Occupancy Networks: Learning 3D Reconstruction in Function Space", CVPR 2019'),

@@ -2,12 +2,15 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Callable
 
 import numpy as np
 import torch
 import trimesh
+from torch import nn
 
 from harness.data import INDEX, IOU_OCCUPANCY, IOU_QUERY, LABEL, NORMALS, OCCUPANCY, QUERY, SURFACE
+from harness.floors import MEAN_SHAPE_RESOLUTION, SAMPLES_PER_CELL, mean_occupancy, training_arrays
 from harness.geometry.extraction import extract_mesh
 from harness.metrics.directions import metric
 from harness.metrics.reconstruction import mean_over_classes, mesh_metrics, volumetric_iou
@@ -21,8 +24,31 @@ from harness.training import as_batch, fit
 
 
 
+class FieldNetwork(nn.Module):
+    """A network whose occupancy is a fixed function of position, whatever the input: a trivial floor (the mean
+    training shape, or a constant), thresholded, meshed and scored exactly as a trained network's output."""
+
+    def __init__(self, occupancy: Callable[[np.ndarray], np.ndarray]) -> None:
+        super().__init__()
+        self.occupancy = occupancy
+
+    def encode(self, batch: dict) -> None:
+        return None
+
+    def decode(self, code: None, query: torch.Tensor) -> torch.Tensor:
+        probability = torch.as_tensor(np.asarray(self.occupancy(query[0].cpu().numpy()), dtype=np.float32))
+        return torch.logit(probability, eps=1e-6)[None].to(query.device)
+
+
+def constant_occupancy(value: float) -> Callable[[np.ndarray], np.ndarray]:
+    """Occupancy ``value`` everywhere (1: all inside, 0: all outside)."""
+    return lambda points: np.full(len(points), value)
+
+
 class ReconstructionProtocol(TaskProtocol):
     name, selection = "reconstruction", "iou"
+    floor_fields = ("iou_threshold", "threshold", "resolution0", "upsampling_steps", "fscore_threshold",
+                    "eval_points", "max_eval_shapes")
 
     def build_model(self, ctx: RunContext) -> ImplicitNetwork:
         return ImplicitNetwork(*ctx.encoder_and_decoder(), ctx.input_key).to(ctx.device)
@@ -33,6 +59,14 @@ class ReconstructionProtocol(TaskProtocol):
         return fit(model, ctx.dataset.split("train"), self.config, directory, ctx.device, ctx.seed,
                    lambda model, batch: occupancy_loss(model(batch, batch[QUERY]), batch[OCCUPANCY]),
                    validate=lambda model: self.score(model, ctx, "val"), metric_name="IoU")
+
+    def trivial_models(self, ctx: RunContext) -> list[FieldNetwork]:
+        """The mean training shape (the mean of the training queries' occupancy on a grid) and the two constant
+        occupancies, all inside and all outside."""
+        samples = training_arrays(ctx.dataset.split("train"), [OCCUPANCY, QUERY],
+                                  min_count=SAMPLES_PER_CELL * MEAN_SHAPE_RESOLUTION ** 3)
+        mean_shape = mean_occupancy(np.concatenate(samples[QUERY]), np.concatenate(samples[OCCUPANCY]))
+        return [FieldNetwork(mean_shape), FieldNetwork(constant_occupancy(1.0)), FieldNetwork(constant_occupancy(0.0))]
 
     # ----- evaluation ----------------------------------------------------------------------------
     def _eval_items(self, ctx: RunContext, split: str) -> list[int]:

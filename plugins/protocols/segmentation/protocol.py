@@ -3,9 +3,12 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import numpy as np
 import torch
+from torch import nn
 
 from harness.data import IGNORE_INDEX, LABEL, PART, POINTS_PART, QUERY
+from harness.floors import majority_per_group, training_arrays
 from harness.implicit import ImplicitNetwork
 from harness.losses import part_loss
 from harness.metrics.directions import metric
@@ -18,8 +21,22 @@ from harness.training import as_batch, fit
 
 
 
+class CategoryMajorityPart(nn.Module):
+    """Predicts, at every point of a shape, the part most frequent in its category's training labels: the trivial
+    floor, scored by the protocol like a trained network."""
+
+    def __init__(self, part_of_class: list[int], parts: int, input_key: str) -> None:
+        super().__init__()
+        self.part_of_class, self.parts, self.input_key = torch.tensor(part_of_class), parts, input_key
+
+    def forward(self, batch: dict, points: torch.Tensor) -> torch.Tensor:
+        part = self.part_of_class.to(points.device)[batch[LABEL]]
+        return nn.functional.one_hot(part, self.parts).float()[:, None, :].expand(-1, points.shape[1], -1)
+
+
 class SegmentationProtocol(TaskProtocol):
     name, selection = "segmentation", "miou"
+    floor_fields = ("points_as_queries", "category_parts_only")
 
     def build_model(self, ctx: RunContext) -> ImplicitNetwork:
         return ImplicitNetwork(*ctx.encoder_and_decoder(), ctx.input_key).to(ctx.device)
@@ -41,8 +58,24 @@ class SegmentationProtocol(TaskProtocol):
         """The points segmented: the queries, or the encoder's own input points (the conventional task)."""
         return batch[model.input_key] if self.config.points_as_queries else batch[QUERY]
 
+    @property
+    def label_key(self) -> str:
+        """The labels segmented: of the input points (the conventional task) or of the queries."""
+        return POINTS_PART if self.config.points_as_queries else PART
+
     def labels(self, batch: dict) -> torch.Tensor:
-        return batch[POINTS_PART] if self.config.points_as_queries else batch[PART]
+        return batch[self.label_key]
+
+    def trivial_models(self, ctx: RunContext) -> list[CategoryMajorityPart]:
+        """The majority part of each category's labelled training points (a category without any: its first
+        part)."""
+        info = ctx.dataset.info
+        arrays = training_arrays(ctx.dataset.split("train"), [self.label_key, LABEL])
+        labels = arrays[self.label_key]
+        categories = np.concatenate([np.full(len(shape), int(label)) for shape, label in zip(labels, arrays[LABEL])])
+        majority = majority_per_group(categories, np.concatenate(labels))
+        part_of_class = [majority.get(c, info.parts_per_class[name][0]) for c, name in enumerate(info.classes)]
+        return [CategoryMajorityPart(part_of_class, len(info.parts), ctx.input_key)]
 
     @torch.no_grad()
     def scores(self, model: ImplicitNetwork, ctx: RunContext, split: str) -> tuple[dict[str, float], dict[str, float]]:
