@@ -363,3 +363,32 @@ def test_benched_on_their_synthetic_dataset_with_the_linear_head():
     for combination in found:
         assert combination.dataset == expected[combination.encoder]
         assert combination.decoder == "classifier" and "decoder.hidden=0" in combination.variant
+
+
+# ---------------------------------------------------------------------------------------------- standardisation
+
+def test_standardise_gives_each_item_and_channel_zero_mean_and_unit_variance():
+    from harness_plugins.encoders.standardise import EPS, Standardise
+
+    x = torch.rand(2, 3, 4, 5, dtype=torch.float64) * torch.tensor([1.0, 5.0, 0.2], dtype=torch.float64)[:, None, None]
+    out = Standardise()(x)
+    flat = x.reshape(2, 3, -1)
+    expected = (flat - flat.mean(-1, keepdim=True)) / (flat.std(-1, unbiased=False, keepdim=True) + EPS)
+    assert torch.allclose(out.reshape(2, 3, -1), expected)
+    blank = Standardise()(torch.full((1, 3, 2, 4, 4), 0.7))  # a flat clip is centred, not blown up
+    assert torch.equal(blank, torch.zeros_like(blank))
+
+
+@pytest.mark.parametrize("name", ["resnet_cifar", "r3d"])
+def test_standardising_encoders_ignore_a_per_item_colour_cast(name):
+    """With ``standardise`` the features do not change when each channel of an item is scaled and shifted (a
+    colour cast); without it they do."""
+    torch.manual_seed(0)
+    x = torch.rand(2, *SMOKE_INPUT[name])
+    cast = x * torch.tensor([0.5, 1.5, 2.0]).view(1, 3, *[1] * (x.dim() - 2)) + torch.tensor([0.3, -0.2, 0.1]).view(
+        1, 3, *[1] * (x.dim() - 2))
+    for standardise, same in ((True, True), (False, False)):
+        encoder = build(name, standardise=standardise).eval()
+        with torch.no_grad():
+            # (up to the EPS the deviation is divided by with: about 0.3% here)
+            assert torch.allclose(encoder(x), encoder(cast), rtol=1e-2, atol=1e-3) is same

@@ -16,6 +16,9 @@ class R3DConfig:
     """Defaults are the paper's R3D-18."""
 
     base_width: int = 64  # channels of the stem and stage 1; stages 2-4 have 2, 4 and 8 times as many
+    # standardise each clip per channel before the stem (see plugins/encoders/standardise.py); the paper normalises
+    # with the dataset's mean and standard deviation instead
+    standardise: bool = False
 
 
 SPEC = ComponentSpec(
@@ -33,6 +36,6 @@ SPEC = ComponentSpec(
                 "channels, stride 2 in stages 2-4, global average pool) to an 8*base_width feature.",
     profiles={
         "smoke": {"base_width": 8},
-        "quick": {"base_width": 16},
+        "quick": {"base_width": 16, "standardise": True},
     },
 )

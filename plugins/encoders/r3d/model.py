@@ -16,6 +16,7 @@ from harness.encoding import EncodingInfo
 
 from ..input_shapes import input_shape
 from ..residual import BasicBlock
+from ..standardise import Standardise
 from . import R3DConfig
 
 NAME = "r3d"
@@ -32,8 +33,9 @@ class R3D18(nn.Module):
 
     compression_blocks = ("conv1", "layer1", "layer2", "layer3", "layer4")
 
-    def __init__(self, in_channels: int = 3, base_width: int = 64) -> None:
+    def __init__(self, in_channels: int = 3, base_width: int = 64, standardise: bool = False) -> None:
         super().__init__()
+        self.standardise = Standardise() if standardise else nn.Identity()
         self.conv1 = nn.Conv3d(in_channels, base_width, (3, 7, 7), stride=(1, 2, 2), padding=(1, 3, 3),
                                bias=False)
         self.bn1 = nn.BatchNorm3d(base_width)
@@ -60,7 +62,7 @@ class R3D18(nn.Module):
                 nn.init.zeros_(module.bias)
 
     def forward(self, clips: torch.Tensor) -> torch.Tensor:
-        x = self.relu(self.bn1(self.conv1(clips)))
+        x = self.relu(self.bn1(self.conv1(self.standardise(clips))))
         x = self.layer4(self.layer3(self.layer2(self.layer1(x))))
         return self.pool(x).flatten(1)
 
@@ -69,4 +71,4 @@ def build(config: R3DConfig, info: DatasetInfo | None) -> R3D18:
     """Encoder factory; the stem takes the dataset's clip channels (``info.input_shapes["video"]``, [C, T, H, W];
     3 when the dataset does not say)."""
     channels = input_shape(info, "video", (3, 16, 112, 112), NAME)[0]
-    return R3D18(in_channels=channels, base_width=config.base_width)
+    return R3D18(in_channels=channels, base_width=config.base_width, standardise=config.standardise)

@@ -17,6 +17,9 @@ class ResNetCifarConfig:
 
     depth: int = 20  # 6n + 2 weighted layers with n basic blocks per stage: 20 (n=3), 32 (n=5), 44, 56, 110, ...
     base_width: int = 16  # channels of the stem and stage 1; stages 2 and 3 have twice and four times as many
+    # standardise each image per channel before the stem (see plugins/encoders/standardise.py); the paper
+    # subtracts the per-pixel mean of the training set instead
+    standardise: bool = False
 
 
 SPEC = ComponentSpec(
@@ -34,6 +37,6 @@ SPEC = ComponentSpec(
                 "option-A zero-padding shortcuts, global average pool) to a 64-d feature.",
     profiles={
         "smoke": {"depth": 8},
-        "quick": {"depth": 20},
+        "quick": {"depth": 20, "standardise": True},
     },
 )

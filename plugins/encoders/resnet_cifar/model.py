@@ -17,6 +17,7 @@ from harness.data import DatasetInfo
 from harness.encoding import EncodingInfo
 
 from ..input_shapes import input_shape
+from ..standardise import Standardise
 from . import ResNetCifarConfig
 
 NAME = "resnet_cifar"
@@ -79,10 +80,11 @@ class ResNetCifar(nn.Module):
 
     compression_blocks = ("conv1", "layer1", "layer2", "layer3")
 
-    def __init__(self, depth: int = 20, in_channels: int = 3, base_width: int = 16) -> None:
+    def __init__(self, depth: int = 20, in_channels: int = 3, base_width: int = 16, standardise: bool = False) -> None:
         super().__init__()
         n = blocks_per_stage(depth)
         self.depth = depth
+        self.standardise = Standardise() if standardise else nn.Identity()
         self.conv1 = nn.Conv2d(in_channels, base_width, 3, padding=1, bias=False)
         self.bn1 = nn.BatchNorm2d(base_width)
         self.relu = nn.ReLU(inplace=True)
@@ -109,7 +111,7 @@ class ResNetCifar(nn.Module):
                 nn.init.zeros_(module.bias)
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
-        x = self.relu(self.bn1(self.conv1(images)))
+        x = self.relu(self.bn1(self.conv1(self.standardise(images))))
         x = self.layer3(self.layer2(self.layer1(x)))
         return self.pool(x).flatten(1)
 
@@ -118,4 +120,5 @@ def build(config: ResNetCifarConfig, info: DatasetInfo | None) -> ResNetCifar:
     """Encoder factory; the stem takes the dataset's image channels (``info.input_shapes["image"]``, 3 when
     the dataset does not say)."""
     channels, _, _ = input_shape(info, "image", (3, 32, 32), NAME)
-    return ResNetCifar(depth=config.depth, in_channels=channels, base_width=config.base_width)
+    return ResNetCifar(depth=config.depth, in_channels=channels, base_width=config.base_width,
+                       standardise=config.standardise)
