@@ -63,7 +63,7 @@ def render_leaderboards(store: Store, out_dir: Path, protocols: Mapping[str, Pro
     Every page (and plot) is rendered before any is written, so a broken reference table leaves the old
     pages intact. Returns the markdown pages written.
     """
-    pages = {protocol: render_protocol(protocol, _with_run_dirs(store, store.metrics(protocol=protocol),
+    pages = {protocol: render_protocol(protocol, _with_run_info(store, store.metrics(protocol=protocol),
                                                                 protocols[protocol]),
                                        protocols[protocol], dataset_references, reference_root,
                                        store.curves(protocol=protocol))
@@ -100,12 +100,15 @@ def render_protocol(protocol: str, metrics: pd.DataFrame, board: ProtocolBoard,
     return "\n".join(lines).rstrip("\n") + "\n", figures
 
 
-def _with_run_dirs(store: Store, metrics: pd.DataFrame, board: ProtocolBoard) -> pd.DataFrame:
-    """The metrics with each run's folder (``run_dir``) where the protocol's figures read files from it."""
-    if not board.figures or metrics.empty:
-        return metrics
-    runs = store.runs()[["id", "run_dir"]].rename(columns={"id": "run_id"})
-    return metrics.merge(runs, on="run_id", how="left")
+def _with_run_info(store: Store, metrics: pd.DataFrame, board: ProtocolBoard) -> pd.DataFrame:
+    """The metrics with each run's dataset ``difficulty`` (its dataset config's field of that name, "" where it has
+    none) and, where the protocol's figures read files from it, each run's folder (``run_dir``)."""
+    if metrics.empty:
+        return metrics.assign(difficulty="")
+    runs = store.runs().rename(columns={"id": "run_id"})
+    runs["difficulty"] = [str((config.get("dataset") or {}).get("difficulty", "")) for config in runs["config"]]
+    return metrics.merge(runs[["run_id", "difficulty"] + (["run_dir"] if board.figures else [])], on="run_id",
+                         how="left")
 
 
 def _figures_section(dataset: str, frame: pd.DataFrame, board: ProtocolBoard, figures: dict[str, bytes]) -> list[str]:
@@ -160,6 +163,7 @@ def _dataset_section(dataset: str, frame: pd.DataFrame, board: ProtocolBoard, pu
     lines = [f"## {dataset}", "",
              f"Split `{split}`; mean ± sample std (ddof=1) over runs, one run per seed and the latest succeeded run "
              "per identity; a single run or identical values show the value alone.", ""]
+    lines += _difficulty_note(frame)
     if floors.rows:
         lines += [f"A *trivial floor* row is what a predictor that ignores its input scores ({floors.label}), "
                   "computed from the data by the protocol's own metric code. A row has not learned a metric when its "
@@ -194,6 +198,18 @@ def _dataset_section(dataset: str, frame: pd.DataFrame, board: ProtocolBoard, pu
     if board.reference_tables and published_datasets:
         lines += _published_section(board, published_datasets, reference_root)
     return lines
+
+
+def _difficulty_note(frame: pd.DataFrame) -> list[str]:
+    """Which difficulty setting of the dataset the rows were measured on (per profile), where it has one."""
+    if "difficulty" not in frame:
+        return []
+    settings = frame[frame["difficulty"] != ""].drop_duplicates(["profile", "difficulty"])
+    if settings.empty:
+        return []
+    shown = ", ".join(f"`{difficulty}` ({profile})" for profile, difficulty in
+                      sorted(zip(settings["profile"], settings["difficulty"])))
+    return [f"Dataset difficulty: {shown}; see the dataset's `DIFFICULTIES` for what each setting draws.", ""]
 
 
 FloorKey = tuple[str, str]  # (metric name, class name; "" for the overall figure)

@@ -239,8 +239,9 @@ def test_synthetic_videos_items_shapes_ranges_balance_and_determinism():
     assert not np.array_equal(clip[:, 0], clip[:, -1])  # it moves
 
 
-def test_synthetic_videos_need_time_a_single_frame_does_not_tell_the_class():
-    config = SyntheticVideosConfig(**VIDEO_PROFILES["quick"])
+@pytest.mark.parametrize("difficulty", ["standard", "easy"])
+def test_synthetic_videos_need_time_a_single_frame_does_not_tell_the_class(difficulty):
+    config = SyntheticVideosConfig(**{**VIDEO_PROFILES["quick"], "difficulty": difficulty}).resolved()
     train, test = generate_clips(config, "train", range(160)) / 255, generate_clips(config, "test", range(100)) / 255
     train_labels, test_labels = np.arange(160) % 10, np.arange(100) % 10
 
@@ -273,8 +274,10 @@ def test_synthetic_videos_need_time_a_single_frame_does_not_tell_the_class():
                                     standardised(frame_spectra(train), frame_spectra(test))[1], test_labels)
     moving = nearest_class_mean(*standardised(motion(train), motion(test))[:1], train_labels,
                                 standardised(motion(train), motion(test))[1], test_labels)
-    assert appearance <= 0.25  # measured 0.06 (0.06-0.13 over seeds 0-3): chance is 0.1
-    # measured 0.64 (0.55-0.66): these shift features cannot tell rotate_cw, rotate_ccw and pulse apart
+    # standard: measured 0.06 (0.06-0.13 over seeds 0-3); easy: 0.13; chance is 0.1
+    assert appearance <= 0.25
+    # standard: measured 0.64 (0.55-0.66); easy: 0.77; these shift features cannot tell rotate_cw, rotate_ccw and
+    # pulse apart
     assert moving >= 0.45
 
 

@@ -192,3 +192,16 @@ def test_settings_of_one_method_are_kept_apart_by_variant(tmp_path: Path, refere
     assert table_row(text, POINTNET, "quick", "bbbbbbbb", "1", "0.01000", "0.7000")
     single = render(build_store(tmp_path / "s.sqlite"), tmp_path / "single", references)
     assert "variant" not in single  # one setting per method: no variant column
+
+
+def test_the_dataset_difficulty_of_the_runs_is_named(tmp_path: Path):
+    store = Store(f"sqlite:///{tmp_path / 'results.sqlite'}")
+    for seed, difficulty in ((0, "easy"), (1, "easy")):
+        run = record(POINTNET, seed)
+        run = RunRecord(**{**run.__dict__, "config": {"seed": seed, "dataset": {"difficulty": difficulty}}})
+        store.succeed(store.start(run), metrics(0.5, 0.01), wall_time_s=1.0)
+    store.succeed(store.start(record(DGCNN, 0, dataset="blobs")), metrics(0.1, 0.1), wall_time_s=1.0)
+    text = render(store, tmp_path / "out", None)
+    blobs, shapes = text.split("## blobs")[1].split("## synthetic_shapes")  # sections in dataset order
+    assert "Dataset difficulty: `easy` (quick)" in shapes
+    assert "Dataset difficulty" not in blobs  # a dataset without the setting

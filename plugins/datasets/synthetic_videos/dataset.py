@@ -67,7 +67,7 @@ class SyntheticVideos:
 
 def build(config: SyntheticVideosConfig, cache_dir: str | Path) -> SyntheticVideos:
     """Validate ``config``, generate or repair its cache under ``cache_dir``, and open it."""
-    config = plain_copy(config, SyntheticVideosConfig)
+    config = plain_copy(config, SyntheticVideosConfig).resolved()
     config.validate()
     identity = dataset_fingerprint(config)
     directory = Path(cache_dir) / NAME / identity
