@@ -1,6 +1,7 @@
 """Pieces every training protocol shares: seeding, devices, loaders, finite-loss checks, checkpoints."""
 from __future__ import annotations
 
+import dataclasses
 import logging
 import os
 import random
@@ -15,7 +16,7 @@ from torch.utils.data import DataLoader
 from harness.curves import CURVE_FILE, CurvePoint, append_point, truncate_curve
 from harness.progress import progress
 from harness.timing import phase
-from harness.training_config import TrainingConfig, learning_rate
+from harness.training_config import TrainingConfig, learning_rate, schedule_steps
 
 log = logging.getLogger(__name__)
 
@@ -110,6 +111,7 @@ def fit(model: torch.nn.Module, train_data: Any, schedule: TrainingConfig, run_d
     ``run_dir/curve.jsonl`` (:mod:`harness.curves`): a point at every validation, and a training-loss point every
     ``steps // 50`` steps between, so convergence can be seen; the time goes to :mod:`harness.timing`'s phases.
     """
+    schedule = dataclasses.replace(schedule, steps=schedule_steps(schedule, len(train_data)), epochs=0.0)
     optimizer = torch.optim.AdamW(model.parameters() if parameters is None else parameters, lr=schedule.lr,
                                   weight_decay=schedule.weight_decay)
     step, best = 0, -float("inf")

@@ -1,8 +1,8 @@
 """The optimisation schedule every training protocol shares (kept torch-free: it is part of protocol configs)."""
 from __future__ import annotations
 
-from dataclasses import dataclass
 import math
+from dataclasses import dataclass, fields
 from typing import Any
 
 
@@ -19,6 +19,9 @@ class TrainingConfig:
     """
 
     steps: int = 300_000  # optimiser steps
+    # > 0: the schedule's length in passes over the training split instead (as classification papers state it), so
+    # one profile trains a small and a large dataset alike; see schedule_steps
+    epochs: float = 0.0
     batch_size: int = 64
     lr: float = 1e-4  # Adam's peak learning rate
     schedule: str = "constant"  # one of SCHEDULES: how the learning rate moves after the warm-up
@@ -31,6 +34,21 @@ class TrainingConfig:
 
 # The smoke profile's schedule for every training protocol: a few steps, checked twice.
 SMOKE_SCHEDULE: dict[str, Any] = {"steps": 4, "batch_size": 4, "lr": 1e-3, "validate_every": 2, "checkpoint_every": 2}
+
+
+def schedule_steps(config: TrainingConfig, train_items: int) -> int:
+    """The optimiser steps of a schedule: ``steps``, or with ``epochs`` that many passes over ``train_items`` in
+    batches of ``batch_size`` (at least one step; the last partial batch of a pass is dropped, as
+    :func:`harness.training.fit` drops it)."""
+    if config.epochs <= 0:
+        return config.steps
+    return max(1, math.ceil(config.epochs * max(train_items // config.batch_size, 1)))
+
+
+def schedule_fields(config: TrainingConfig) -> dict[str, Any]:
+    """The values of every :class:`TrainingConfig` field of ``config`` (a protocol config deriving from it): what
+    of a protocol's config decides the weights it trains (recipes) or is handed to another's training."""
+    return {f.name: getattr(config, f.name) for f in fields(TrainingConfig)}
 
 
 def learning_rate(config: TrainingConfig, step: int) -> float:

@@ -41,3 +41,27 @@ def test_fit_sets_each_steps_learning_rate(tmp_path):
         loss_fn=lambda m, batch: -m(batch["x"]).sum(), validate=lambda m: 0.0, metric_name="none")
     # step 0 of a 4-step warm-up: lr / 4; the loss gradient is negative, so the weight rises by that much
     assert model.weight.item() == pytest.approx(0.125, rel=1e-5)
+
+
+def test_epochs_count_whole_batches_of_the_training_split():
+    from harness.training_config import schedule_steps
+
+    assert schedule_steps(TrainingConfig(steps=7), 1000) == 7  # no epochs: the steps
+    # 100 items in batches of 32: 3 whole batches a pass (the partial fourth is dropped); 2.5 passes: 7.5 -> 8
+    assert schedule_steps(TrainingConfig(steps=7, epochs=2.5, batch_size=32), 100) == 8
+    assert schedule_steps(TrainingConfig(epochs=2, batch_size=32), 10) == 2  # fewer items than a batch: one a pass
+
+
+def test_fit_trains_for_its_epochs_and_decays_over_them(tmp_path):
+    """With epochs the loop runs epochs x batches steps, and the cosine schedule ends at the last of them."""
+    from harness.curves import CURVE_FILE, read_curve
+
+    model = torch.nn.Linear(1, 1, bias=False)
+    config = TrainingConfig(steps=1000, epochs=3, batch_size=2, lr=0.1, schedule="cosine", validate_every=1000,
+                            checkpoint_every=1000)
+    data = [{"x": torch.ones(1)} for _ in range(5)]  # 2 whole batches a pass
+    fit(model, data, config, tmp_path, torch.device("cpu"), seed=0, loss_fn=lambda m, batch: m(batch["x"]).sum(),
+        validate=lambda m: 0.0, metric_name="none")
+    points = read_curve(tmp_path / CURVE_FILE)
+    assert points[-1].step == 6 and points[-1].value == 0.0  # validated at the end, after 3 x 2 steps
+    assert points[-1].lr == pytest.approx(0.05 * (1 + math.cos(math.pi * 5 / 6)))  # the rate of step 5 of 6

@@ -19,7 +19,7 @@ from harness.store import Metric
 from harness.task_protocol import TaskProtocol, task_protocol
 from harness.trained import train_once
 from harness.training import load_checkpoint
-from harness.training_config import TrainingConfig
+from harness.training_config import schedule_fields
 
 from . import BaselineConfig, CompressionConfig
 
@@ -107,7 +107,6 @@ class CompressionProtocol:
     def finetuning(self, task: TaskProtocol) -> TaskProtocol | None:
         """The task's protocol with this protocol's schedule (None when there is no fine-tuning)."""
         cfg = self.config
-        if cfg.steps <= 0:
+        if cfg.steps <= 0 and cfg.epochs <= 0:
             return None
-        schedule = {f.name: getattr(cfg, f.name) for f in dataclasses.fields(TrainingConfig)}
-        return type(task)(dataclasses.replace(task.config, **schedule))
+        return type(task)(dataclasses.replace(task.config, **schedule_fields(cfg)))

@@ -71,10 +71,6 @@ class SceneStagesConfig(TrainingConfig):
     tsne_perplexity: float = 30.0
     tsne_iterations: int = 1_000
 
-    def schedule_fields(self) -> dict[str, Any]:
-        """What decides a stage's weights besides the components and data (recipes of trained stages)."""
-        return {name: getattr(self, name) for name in ("steps", "batch_size", "lr", "validate_every")}
-
 
 @dataclass
 class ContextualiseConfig(SceneStagesConfig):

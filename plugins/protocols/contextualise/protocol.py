@@ -49,6 +49,7 @@ from harness.specs import Kind
 from harness.store import Metric
 from harness.trained import recipe, train_once
 from harness.training import as_batch, fit, seed_everything
+from harness.training_config import schedule_fields
 
 from ..holdout.protocol import Frozen
 from . import ROWS, TSNE_FILE, ContextualiseConfig, SceneStagesConfig
@@ -250,7 +251,7 @@ class SceneStages:
     def recipe(self, stage: str, heads: Sequence[str], data: list[dict[str, Any]]) -> dict[str, Any]:
         parts = {"encoder": (self.ctx.specs["encoder"], self.ctx.config("encoder"))}
         parts.update({f"head_{name}": self.head_spec_and_config(name) for name in heads})
-        result = recipe(self.ctx, "contextualise", {"stage": stage, **self.config.schedule_fields()}, parts)
+        result = recipe(self.ctx, "contextualise", {"stage": stage, **schedule_fields(self.config)}, parts)
         result["dataset"] = data
         return result
 
