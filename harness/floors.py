@@ -122,6 +122,37 @@ def mean_occupancy(points: np.ndarray, occupancy: np.ndarray, resolution: int = 
     return MeanOccupancy(values.reshape((resolution,) * 3), low, high)
 
 
+# Occupancy levels of the mean shape tried as its surface (the one fitting the validation shapes best is kept).
+MEAN_SHAPE_LEVELS = tuple(round(0.05 * k, 2) for k in range(1, 20))
+
+
+def at_level(field: Callable[[np.ndarray], np.ndarray], level: float) -> Callable[[np.ndarray], np.ndarray]:
+    """``field`` remapped so that its ``level`` set reads 0.5, monotonically (piecewise linear, 0 and 1 kept): a
+    protocol thresholding at 0.5 then takes the field's ``level`` set as the surface."""
+    if not 0 < level < 1:
+        raise ValueError(f"level must be in (0, 1), got {level}")
+
+    def remapped(points: np.ndarray) -> np.ndarray:
+        value = np.asarray(field(points), dtype=np.float64)
+        return np.where(value < level, 0.5 * value / level, 0.5 + 0.5 * (value - level) / (1 - level))
+    return remapped
+
+
+def best_level(field: Callable[[np.ndarray], np.ndarray], points: Sequence[np.ndarray],
+               occupancy: Sequence[np.ndarray], levels: Sequence[float] = MEAN_SHAPE_LEVELS) -> float:
+    """The level of ``field`` whose inside (values >= level) has the highest mean IoU with the shapes given as
+    ``points`` [N_i, 3] and their ``occupancy`` [N_i] (e.g. the validation shapes' uniform IoU points); ties go to
+    the lowest level. A shape with nothing inside either set counts IoU 1, as in volumetric IoU."""
+    scores = np.zeros(len(levels))
+    for shape_points, inside in zip(points, occupancy):
+        values, inside = np.asarray(field(shape_points)), np.asarray(inside).reshape(-1) >= 0.5
+        for k, level in enumerate(levels):
+            predicted = values >= level
+            union = np.count_nonzero(predicted | inside)
+            scores[k] += np.count_nonzero(predicted & inside) / union if union else 1.0
+    return float(levels[int(np.argmax(scores))])
+
+
 def training_arrays(split: SplitData, keys: Sequence[str], min_count: int = 0) -> dict[str, list[np.ndarray]]:
     """The arrays ``keys`` of every item of a (training) split, one list entry per item read; the split is read
     again (up to :data:`MAX_PASSES` times) until the first key's arrays hold ``min_count`` values in all. Training

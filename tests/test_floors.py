@@ -23,8 +23,8 @@ from harness_plugins.protocols.segmentation.protocol import SegmentationProtocol
 from harness.bench import compose_config
 from harness.config import register_configs
 from harness.data import DatasetInfo
-from harness.floors import (FLOOR_SPLIT, FLOORS_FILE, best_constant_l1, best_per_metric, cached, majority_label,
-                            majority_per_group, mean_absolute_error, mean_occupancy)
+from harness.floors import (FLOOR_SPLIT, FLOORS_FILE, at_level, best_constant_l1, best_level, best_per_metric, cached,
+                            majority_label, majority_per_group, mean_absolute_error, mean_occupancy)
 from harness.geometry.udf_extraction import extract_udf_mesh
 from harness.leaderboard import NOT_LEARNED, ProtocolBoard, render_leaderboards
 from harness.metrics.directions import direction
@@ -66,6 +66,22 @@ def test_mean_shape_of_two_known_occupancy_grids():
     assert mean(np.array([[centre[0], centre[0], 0.5], [centre[1], centre[1], 0.5]])) == pytest.approx([1.0, 0.0])
     # halfway between the centres of cells (0, 0) and (1, 0): trilinear; beyond the box: the nearest cell
     assert mean(np.array([[0.5, centre[0], 0.5], [-3.0, -3.0, 9.0]])) == pytest.approx([0.75, 1.0])
+
+
+def test_mean_shape_level_set_read_at_half_and_the_best_level_for_known_shapes():
+    field = lambda points: points[:, 0]  # noqa: E731  (a ramp along x)
+    remapped = at_level(field, 0.2)
+    assert remapped(np.array([[0.0], [0.1], [0.2], [0.6], [1.0]])) == pytest.approx([0.0, 0.25, 0.5, 0.75, 1.0])
+    # two shapes on the 10 points x = 0.07, 0.17, ..., 0.97: inside x >= 0.77 (3 points) and x >= 0.37 (7 points).
+    # The ramp's inside at level t is x >= t: any t in (0.27, 0.37] takes the 7 points (IoU 3/7 and 1), any t in
+    # (0.67, 0.77] the 3 (IoU 1 and 3/7): both mean 0.714, more than any other level (t in (0.47, 0.57]: 3/5 and
+    # 5/7, mean 0.657); of the tied levels tried (0.30, 0.35, 0.70, 0.75) the lowest wins
+    x = (np.arange(10) / 10 + 0.07)[:, None]
+    shapes = [x[:, 0] >= 0.77, x[:, 0] >= 0.37]
+    assert best_level(field, [x, x], shapes) == 0.30
+    assert best_level(field, [x], [shapes[0]]) == 0.70  # one shape: its own extent
+    with pytest.raises(ValueError, match="level"):
+        at_level(field, 1.0)
 
 
 def test_a_cell_without_samples_takes_the_mean_of_all():

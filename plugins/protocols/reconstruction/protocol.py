@@ -10,7 +10,8 @@ import trimesh
 from torch import nn
 
 from harness.data import INDEX, IOU_OCCUPANCY, IOU_QUERY, LABEL, NORMALS, OCCUPANCY, QUERY, SURFACE
-from harness.floors import MEAN_SHAPE_RESOLUTION, SAMPLES_PER_CELL, mean_occupancy, training_arrays
+from harness.floors import (MEAN_SHAPE_RESOLUTION, SAMPLES_PER_CELL, at_level, best_level, mean_occupancy,
+                            training_arrays)
 from harness.geometry.extraction import extract_mesh
 from harness.metrics.directions import metric
 from harness.metrics.reconstruction import mean_over_classes, mesh_metrics, volumetric_iou
@@ -61,12 +62,16 @@ class ReconstructionProtocol(TaskProtocol):
                    validate=lambda model: self.score(model, ctx, "val"), metric_name="IoU")
 
     def trivial_models(self, ctx: RunContext) -> list[FieldNetwork]:
-        """The mean training shape (the mean of the training queries' occupancy on a grid) and the two constant
-        occupancies, all inside and all outside."""
+        """The mean training shape (the mean of the training queries' occupancy on a grid, bounded by the level set
+        that best fits the validation shapes: a shape class mix averages to a faint field that 0.5 would leave
+        nearly empty) and the two constant occupancies, all inside and all outside."""
         samples = training_arrays(ctx.dataset.split("train"), [OCCUPANCY, QUERY],
                                   min_count=SAMPLES_PER_CELL * MEAN_SHAPE_RESOLUTION ** 3)
         mean_shape = mean_occupancy(np.concatenate(samples[QUERY]), np.concatenate(samples[OCCUPANCY]))
-        return [FieldNetwork(mean_shape), FieldNetwork(constant_occupancy(1.0)), FieldNetwork(constant_occupancy(0.0))]
+        validation = training_arrays(ctx.dataset.split("val"), [IOU_QUERY, IOU_OCCUPANCY])
+        level = best_level(mean_shape, validation[IOU_QUERY], validation[IOU_OCCUPANCY])
+        return [FieldNetwork(at_level(mean_shape, level)), FieldNetwork(constant_occupancy(1.0)),
+                FieldNetwork(constant_occupancy(0.0))]
 
     # ----- evaluation ----------------------------------------------------------------------------
     def _eval_items(self, ctx: RunContext, split: str) -> list[int]:
