@@ -19,8 +19,8 @@ class TrainingConfig:
     """
 
     steps: int = 300_000  # optimiser steps
-    # > 0: the schedule's length in passes over the training split instead (as classification papers state it), so
-    # one profile trains a small and a large dataset alike; see schedule_steps
+    # > 0: train for at least this many passes over the training split too (as classification papers state their
+    # schedules), so one profile gives a large dataset more steps than a small one; see schedule_steps
     epochs: float = 0.0
     batch_size: int = 64
     lr: float = 1e-4  # Adam's peak learning rate
@@ -37,12 +37,12 @@ SMOKE_SCHEDULE: dict[str, Any] = {"steps": 4, "batch_size": 4, "lr": 1e-3, "vali
 
 
 def schedule_steps(config: TrainingConfig, train_items: int) -> int:
-    """The optimiser steps of a schedule: ``steps``, or with ``epochs`` that many passes over ``train_items`` in
-    batches of ``batch_size`` (at least one step; the last partial batch of a pass is dropped, as
+    """The optimiser steps of a schedule: ``steps``, or with ``epochs`` the steps of that many passes over
+    ``train_items`` in batches of ``batch_size`` where they are more (the last partial batch of a pass is dropped, as
     :func:`harness.training.fit` drops it)."""
     if config.epochs <= 0:
         return config.steps
-    return max(1, math.ceil(config.epochs * max(train_items // config.batch_size, 1)))
+    return max(config.steps, math.ceil(config.epochs * max(train_items // config.batch_size, 1)))
 
 
 def schedule_fields(config: TrainingConfig) -> dict[str, Any]:

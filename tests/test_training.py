@@ -49,15 +49,17 @@ def test_epochs_count_whole_batches_of_the_training_split():
     assert schedule_steps(TrainingConfig(steps=7), 1000) == 7  # no epochs: the steps
     # 100 items in batches of 32: 3 whole batches a pass (the partial fourth is dropped); 2.5 passes: 7.5 -> 8
     assert schedule_steps(TrainingConfig(steps=7, epochs=2.5, batch_size=32), 100) == 8
-    assert schedule_steps(TrainingConfig(epochs=2, batch_size=32), 10) == 2  # fewer items than a batch: one a pass
+    assert schedule_steps(TrainingConfig(steps=9, epochs=2.5, batch_size=32), 100) == 9  # the steps when more
+    assert schedule_steps(TrainingConfig(steps=1, epochs=2, batch_size=32), 10) == 2  # one batch a pass
 
 
 def test_fit_trains_for_its_epochs_and_decays_over_them(tmp_path):
-    """With epochs the loop runs epochs x batches steps, and the cosine schedule ends at the last of them."""
+    """With epochs giving more steps the loop runs epochs x batches steps, and the cosine schedule ends at the last
+    of them."""
     from harness.curves import CURVE_FILE, read_curve
 
     model = torch.nn.Linear(1, 1, bias=False)
-    config = TrainingConfig(steps=1000, epochs=3, batch_size=2, lr=0.1, schedule="cosine", validate_every=1000,
+    config = TrainingConfig(steps=1, epochs=3, batch_size=2, lr=0.1, schedule="cosine", validate_every=1000,
                             checkpoint_every=1000)
     data = [{"x": torch.ones(1)} for _ in range(5)]  # 2 whole batches a pass
     fit(model, data, config, tmp_path, torch.device("cpu"), seed=0, loss_fn=lambda m, batch: m(batch["x"]).sum(),
