@@ -15,13 +15,27 @@ def occupancy_loss(logits: torch.Tensor, occupancy: torch.Tensor) -> torch.Tenso
     return F.binary_cross_entropy_with_logits(logits, occupancy, reduction="none").sum(-1).mean()
 
 
-def part_loss(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
-    """Mean cross-entropy over labelled points ([B, M, C] logits, [B, M] labels; IGNORE_INDEX is skipped).
+def part_loss(logits: torch.Tensor, labels: torch.Tensor, weight: torch.Tensor | None = None) -> torch.Tensor:
+    """Mean cross-entropy over labelled points ([B, M, C] logits, [B, M] labels; IGNORE_INDEX is skipped); with a
+    class ``weight`` [C], the weighted mean (each point's term times its class's weight, over the weights' sum).
 
     A batch with no labelled point gives 0, not NaN.
     """
-    total = F.cross_entropy(logits.flatten(0, 1), labels.flatten(), ignore_index=IGNORE_INDEX, reduction="sum")
-    return total / (labels != IGNORE_INDEX).sum().clamp(min=1)
+    labels = labels.flatten()
+    total = F.cross_entropy(logits.flatten(0, 1), labels, weight=weight, ignore_index=IGNORE_INDEX, reduction="sum")
+    labelled = labels[labels != IGNORE_INDEX]
+    if weight is None:
+        return total / max(labelled.numel(), 1)
+    return total / weight[labelled].sum().clamp(min=1e-12)
+
+
+def inverse_log_frequency(labels: torch.Tensor, classes: int) -> torch.Tensor:
+    """Class weights 1 / ln(1.2 + f_c) from the frequencies f_c of the labels (IGNORE_INDEX left out), as PointNet++
+    weights ScanNet's classes: a rare class counts up to 5.5 times a frequent one, not the thousands of times inverse
+    frequencies would give (a class that never occurs gets the largest weight, 1 / ln 1.2)."""
+    labels = labels[labels != IGNORE_INDEX]
+    frequency = torch.bincount(labels, minlength=classes).double() / max(labels.numel(), 1)
+    return (1.0 / torch.log(1.2 + frequency)).float()
 
 
 def class_loss(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:

@@ -327,3 +327,21 @@ def test_uncertainty_weighting_formula_and_gradients():
         fresh([torch.tensor(4.0), torch.tensor(0.25)]).backward()
         optimiser.step()
     assert fresh.log_vars.tolist() == pytest.approx([math.log(4.0), math.log(0.25)], abs=0.02)
+
+
+def test_weighted_semantic_loss_is_the_weighted_mean_over_labelled_points():
+    logits = torch.tensor([[[2.0, 0.0, 0.0], [0.0, 1.0, 0.0], [0.0, 0.0, 3.0], [1.0, 1.0, 1.0]]])
+    labels = torch.tensor([[0, 1, IGNORE_INDEX, 2]])
+    weight = torch.tensor([1.0, 2.0, 4.0])
+    terms = -torch.log_softmax(logits[0], -1)[[0, 1, 3], [0, 1, 2]]  # the labelled points' cross-entropies
+    expected = (1.0 * terms[0] + 2.0 * terms[1] + 4.0 * terms[2]) / (1.0 + 2.0 + 4.0)
+    assert semantic_loss(logits, labels, weight).item() == pytest.approx(expected.item(), rel=1e-6)
+    assert semantic_loss(logits, labels, torch.ones(3)).item() == pytest.approx(terms.mean().item(), rel=1e-6)
+
+
+def test_inverse_log_frequency_weights():
+    from harness.losses import inverse_log_frequency
+
+    labels = torch.tensor([0, 0, 0, 1, IGNORE_INDEX])  # frequencies 3/4, 1/4 and 0 (the ignored label left out)
+    expected = [1 / math.log(1.2 + 0.75), 1 / math.log(1.2 + 0.25), 1 / math.log(1.2)]
+    assert inverse_log_frequency(labels, 3).tolist() == pytest.approx(expected, rel=1e-6)

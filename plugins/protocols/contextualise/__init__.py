@@ -59,6 +59,10 @@ class SceneStagesConfig(TrainingConfig):
     # overrides of the udf and semantic decoders' configs (after their profiles), e.g. +protocol.udf.straight_through=false
     udf: dict[str, Any] = field(default_factory=dict)
     semantic: dict[str, Any] = field(default_factory=dict)
+    # the semantic loss's class weights: "none" (the paper's plain cross-entropy) or "inverse_log" (1 / ln(1.2 + f_c)
+    # of each class's frequency f_c among the training queries, PointNet++'s ScanNet weighting): walls and floors
+    # are two thirds of the synthetic rooms' queries, the furniture classes 0.2-6% each
+    class_weights: str = "none"
     resolution: int = 256  # UDF surface extraction grid: cells per side of the unit cube
     eval_points: int = 100_000  # points sampled on each extracted surface
     delta: float = 0.005  # F1-δ threshold (unit-cube units)

@@ -42,7 +42,7 @@ from torch import nn
 from harness.data import INDEX, POINTS, POINTS_SEMANTIC, QUERY, SEMANTIC, SURFACE, SURFACE_SEMANTIC, UDF
 from harness.floors import (FLOOR_SPLIT, best_constant_l1, cached_for_run, majority_label, mean_absolute_error,
                             metrics_from_json, metrics_to_json, training_arrays)
-from harness.losses import UncertaintyWeighting, semantic_loss, udf_loss
+from harness.losses import UncertaintyWeighting, inverse_log_frequency, semantic_loss, udf_loss
 from harness.metrics.directions import metric
 from harness.runner import RunContext
 from harness.specs import Kind
@@ -76,40 +76,47 @@ class Geometric(nn.Module):
 class Joint(nn.Module):
     """The baseline: encoder + UDF and semantic decoders, losses balanced by learned uncertainty weighting."""
 
-    def __init__(self, encoder: nn.Module, udf: nn.Module, semantic: nn.Module, input_key: str) -> None:
+    def __init__(self, encoder: nn.Module, udf: nn.Module, semantic: nn.Module, input_key: str,
+                 class_weight: torch.Tensor | None = None) -> None:
         super().__init__()
         self.encoder, self.udf, self.semantic, self.input_key = encoder, udf, semantic, input_key
         self.weighting = UncertaintyWeighting(["udf", "semantic"])
+        self.class_weight = class_weight
 
     def loss(self, batch: dict) -> torch.Tensor:
         encoding = self.encoder(batch[self.input_key])
         return self.weighting({"udf": udf_loss(self.udf(batch[QUERY], encoding), batch[UDF], CLAMP),
-                               "semantic": semantic_loss(self.semantic(batch[QUERY], encoding), batch[SEMANTIC])})
+                               "semantic": semantic_loss(self.semantic(batch[QUERY], encoding), batch[SEMANTIC],
+                                                         self.class_weight)})
 
 
 class OnEncoding(nn.Module):
     """Stage 2 on a frozen encoder: (the contextualiser and) the semantic decoder, reading stored encodings."""
 
-    def __init__(self, semantic: nn.Module, context: nn.Module | None = None) -> None:
+    def __init__(self, semantic: nn.Module, context: nn.Module | None = None,
+                 class_weight: torch.Tensor | None = None) -> None:
         super().__init__()
-        self.semantic, self.context = semantic, context
+        self.semantic, self.context, self.class_weight = semantic, context, class_weight
 
     def forward(self, query: torch.Tensor, encoding: tuple[torch.Tensor, torch.Tensor]) -> torch.Tensor:
         return self.semantic(query, self.context(encoding) if self.context is not None else encoding)
 
     def loss(self, batch: dict) -> torch.Tensor:
-        return semantic_loss(self(batch[QUERY], (batch[ENC_XYZ], batch[ENC_FEATURES])), batch[SEMANTIC])
+        return semantic_loss(self(batch[QUERY], (batch[ENC_XYZ], batch[ENC_FEATURES])), batch[SEMANTIC],
+                             self.class_weight)
 
 
 class Unfrozen(nn.Module):
     """Stage 2 without freezing: stage 1's encoder and a fresh semantic decoder on the semantic loss alone."""
 
-    def __init__(self, encoder: nn.Module, semantic: nn.Module, input_key: str) -> None:
+    def __init__(self, encoder: nn.Module, semantic: nn.Module, input_key: str,
+                 class_weight: torch.Tensor | None = None) -> None:
         super().__init__()
-        self.encoder, self.semantic, self.input_key = encoder, semantic, input_key
+        self.encoder, self.semantic, self.input_key, self.class_weight = encoder, semantic, input_key, class_weight
 
     def loss(self, batch: dict) -> torch.Tensor:
-        return semantic_loss(self.semantic(batch[QUERY], self.encoder(batch[self.input_key])), batch[SEMANTIC])
+        return semantic_loss(self.semantic(batch[QUERY], self.encoder(batch[self.input_key])), batch[SEMANTIC],
+                             self.class_weight)
 
 
 @dataclass
@@ -251,7 +258,8 @@ class SceneStages:
     def recipe(self, stage: str, heads: Sequence[str], data: list[dict[str, Any]]) -> dict[str, Any]:
         parts = {"encoder": (self.ctx.specs["encoder"], self.ctx.config("encoder"))}
         parts.update({f"head_{name}": self.head_spec_and_config(name) for name in heads})
-        result = recipe(self.ctx, "contextualise", {"stage": stage, **schedule_fields(self.config)}, parts)
+        trainer = {"stage": stage, **schedule_fields(self.config), "class_weights": self.config.class_weights}
+        result = recipe(self.ctx, "contextualise", trainer, parts)
         result["dataset"] = data
         return result
 
@@ -259,6 +267,17 @@ class SceneStages:
             name: str) -> float:
         return fit(model, train_data, self.config, directory, self.device, self.ctx.seed,
                    lambda model, batch: model.loss(batch), validate=lambda model: validate(), metric_name=name)
+
+    def class_weight(self) -> torch.Tensor | None:
+        """The semantic loss's class weights (``class_weights``), from the run's training queries' labels."""
+        if self.config.class_weights == "none":
+            return None
+        if self.config.class_weights != "inverse_log":
+            raise ValueError(f"protocol.class_weights={self.config.class_weights!r}: expected 'none' or 'inverse_log'")
+        labels = training_arrays(self.ctx.dataset.split("train"), [SEMANTIC])[SEMANTIC]
+        weight = inverse_log_frequency(torch.as_tensor(np.concatenate(labels)).reshape(-1),
+                                       len(self.info.semantic_classes))
+        return weight.to(self.device)
 
     def start(self) -> None:
         """Seed every stage afresh, so what it builds and draws does not depend on whether an earlier stage was
@@ -280,7 +299,7 @@ class SceneStages:
         self.start()
         encoder = self.ctx.build("encoder", self.info).to(self.device)
         model = Joint(encoder, self.head("udf", encoder.encoding), self.head("semantic", encoder.encoding),
-                      self.ctx.input_key)
+                      self.ctx.input_key, self.class_weight())
         val = self.ctx.dataset.split("val")
         classes = len(self.info.semantic_classes)
 
@@ -301,7 +320,7 @@ class SceneStages:
         frozen = Frozen(stage1.encoder)
         context = self.head("context", frozen.encoding) if with_context else None
         semantic = self.head("semantic", context.encoding if context is not None else frozen.encoding)
-        model = OnEncoding(semantic, context)
+        model = OnEncoding(semantic, context, self.class_weight())
         dataset, key = self.ctx.dataset, self.ctx.input_key
         train = EncodedScenes(dataset.split("train"), encode_scenes(frozen, dataset.split("train"), key, self.device,
                                                                     self.ctx.seed))
@@ -321,7 +340,7 @@ class SceneStages:
         self.start()
         encoder = copy.deepcopy(stage1.encoder).requires_grad_(True)
         semantic = self.head("semantic", encoder.encoding)
-        model = Unfrozen(encoder, semantic, self.ctx.input_key)
+        model = Unfrozen(encoder, semantic, self.ctx.input_key, self.class_weight())
         val = self.ctx.dataset.split("val")
         classes = len(self.info.semantic_classes)
 
