@@ -345,3 +345,16 @@ def test_inverse_log_frequency_weights():
     labels = torch.tensor([0, 0, 0, 1, IGNORE_INDEX])  # frequencies 3/4, 1/4 and 0 (the ignored label left out)
     expected = [1 / math.log(1.2 + 0.75), 1 / math.log(1.2 + 0.25), 1 / math.log(1.2)]
     assert inverse_log_frequency(labels, 3).tolist() == pytest.approx(expected, rel=1e-6)
+
+
+def test_relative_positions_divide_the_offsets_by_the_relative_scale():
+    from harness_plugins.decoders.attentive import relative_positions
+
+    query = torch.tensor([[[0.1, 0.2, 0.3]]])
+    neighbours = torch.tensor([[[[0.1, 0.2, 0.305], [0.103, 0.196, 0.3]]]])
+    distances = (query.unsqueeze(2) - neighbours).norm(dim=-1)  # 0.005 and 0.005
+    r = relative_positions(query, neighbours, distances, scale=0.01)
+    assert r[0, 0, :, 0].tolist() == pytest.approx([0.5, 0.5])  # |q - p| / s
+    assert r[0, 0, 0, 1:4].tolist() == pytest.approx([0.0, 0.0, -0.5])  # (q - p) / s
+    assert r[0, 0, 1, 1:4].tolist() == pytest.approx([-0.3, 0.4, 0.0])
+    assert r[0, 0, 1, 4:].tolist() == pytest.approx([0.1, 0.2, 0.3, 0.103, 0.196, 0.3])  # q and p as they are

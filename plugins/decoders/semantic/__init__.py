@@ -24,6 +24,9 @@ class SemanticConfig:
     neighbours: int = 4  # K nearest encoded points per query
     position_channels: int = 32  # width of the encoded relative position MLP(r); 0: features only
     attention_hidden: int = 32  # hidden width of the attention score MLP; 0: a single Linear to the score
+    # the offsets q - p (and |q - p|) enter the position encoding divided by this length: about the spacing of the
+    # encoded points in a unit-cube scene, so they are of the order of 1 like the coordinates beside them
+    relative_scale: float = 0.01
     hidden: list[int] = field(default_factory=lambda: [128, 64])  # logit MLP widths
     knn_chunk: int = 512  # queries per kNN chunk
 
@@ -34,7 +37,7 @@ SPEC = ComponentSpec(
     factory="harness_plugins.decoders.semantic.model:build",
     config=SemanticConfig,
     capabilities=DecoderCaps(consumes=("points",), task="semantic"),
-    version="1",
+    version="2",
     citation=('Wang et al., "RangeUDF: Semantic Surface Reconstruction from 3D Point Clouds", arXiv 2204.09138; '
               'as used by Costain, Li and Prisacariu, "Contextualising Implicit Representations for Semantic '
               'Tasks"'),

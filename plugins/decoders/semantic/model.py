@@ -17,4 +17,4 @@ def build(config: SemanticConfig, encoding: EncodingInfo, info: DatasetInfo) -> 
         raise ValueError(f"decoder 'semantic' needs a semantic vocabulary; dataset "
                          f"{getattr(info, 'name', None)!r} declares {classes} semantic class(es)")
     return PointQueryHead(encoding.dim, classes, list(config.hidden), config.neighbours, config.position_channels,
-                          config.attention_hidden, config.knn_chunk)
+                          config.attention_hidden, config.knn_chunk, config.relative_scale)

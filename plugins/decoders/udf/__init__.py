@@ -26,6 +26,9 @@ class UDFConfig:
     neighbours: int = 4  # K nearest encoded points per query (RangeUDF, K = 4)
     position_channels: int = 32  # width of the encoded relative position MLP(r); 0: features only
     attention_hidden: int = 32  # hidden width of the attention score MLP; 0: a single Linear to the score
+    # the offsets q - p (and |q - p|) enter the position encoding divided by this length: about the spacing of the
+    # encoded points in a unit-cube scene, so they are of the order of 1 like the coordinates beside them
+    relative_scale: float = 0.01
     hidden: list[int] = field(default_factory=lambda: [128, 64])  # distance MLP widths (``points`` path)
     grid_hidden: list[int] = field(default_factory=lambda: [512, 256, 256])  # 1x1 conv widths (``grid`` path)
     # initial output (final layer: zero weights, this bias): the L1-best constant under the paper's query
@@ -43,7 +46,7 @@ SPEC = ComponentSpec(
     factory="harness_plugins.decoders.udf.model:build",
     config=UDFConfig,
     capabilities=DecoderCaps(consumes=("points", "grid"), task="udf"),
-    version="2",
+    version="3",
     citation=('Wang et al., "RangeUDF: Semantic Surface Reconstruction from 3D Point Clouds", arXiv 2204.09138 '
               '(points); Chibane, Mir and Pons-Moll, "Neural Unsigned Distance Fields for Implicit Function '
               'Learning", NeurIPS 2020 (grid); as used by Costain, Li and Prisacariu, "Contextualising Implicit '

@@ -47,7 +47,8 @@ class PointUDF(nn.Module):
     def __init__(self, feature_dim: int, config: UDFConfig) -> None:
         super().__init__()
         self.head = PointQueryHead(feature_dim, 1, list(config.hidden), config.neighbours,
-                                   config.position_channels, config.attention_hidden, config.knn_chunk)
+                                   config.position_channels, config.attention_hidden, config.knn_chunk,
+                                   config.relative_scale)
         start_inside(self.head.mlp[-1], config.output_bias)
         self.straight_through = config.straight_through
 
