@@ -350,8 +350,8 @@ def test_inverse_log_frequency_weights():
 def test_relative_positions_divide_the_offsets_by_the_relative_scale():
     from harness_plugins.decoders.attentive import relative_positions
 
-    query = torch.tensor([[[0.1, 0.2, 0.3]]])
-    neighbours = torch.tensor([[[[0.1, 0.2, 0.305], [0.103, 0.196, 0.3]]]])
+    query = torch.tensor([[[0.1, 0.2, 0.3]]], dtype=torch.float64)
+    neighbours = torch.tensor([[[[0.1, 0.2, 0.305], [0.103, 0.196, 0.3]]]], dtype=torch.float64)
     distances = (query.unsqueeze(2) - neighbours).norm(dim=-1)  # 0.005 and 0.005
     r = relative_positions(query, neighbours, distances, scale=0.01)
     assert r[0, 0, :, 0].tolist() == pytest.approx([0.5, 0.5])  # |q - p| / s
