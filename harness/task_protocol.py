@@ -19,7 +19,7 @@ from torch import nn
 from harness.floors import FLOOR_SPLIT, best_per_metric, cached_for_run, metrics_from_json, metrics_to_json
 from harness.metrics.directions import direction, metric
 from harness.runner import RunContext
-from harness.specs import Kind
+from harness.specs import ComponentSpec, Kind
 from harness.store import Metric
 from harness.trained import recipe, train_once
 
@@ -95,9 +95,11 @@ class TaskProtocol:
         return TaskFloors([metric(FLOOR_SPLIT, name, best[name, class_name], class_name) for name, class_name in order],
                           max(scores))
 
-    def recipe(self, ctx: RunContext) -> dict[str, Any]:
-        """What decides the weights this protocol trains for the run's encoder and decoder."""
-        parts = {role: (ctx.specs[role], ctx.config(role)) for role in ("encoder", "decoder")}
+    def recipe(self, ctx: RunContext, decoder: tuple[ComponentSpec, Any] | None = None) -> dict[str, Any]:
+        """What decides the weights this protocol trains for the run's encoder and decoder (``decoder``: the spec
+        and config of a head the run picks itself, e.g. a hold-out's ONet decoder, where it has no decoder role)."""
+        parts = {"encoder": (ctx.specs["encoder"], ctx.config("encoder")),
+                 "decoder": decoder if decoder is not None else (ctx.specs["decoder"], ctx.config("decoder"))}
         return recipe(ctx, self.name, self.config, parts)
 
     def trained_model(self, ctx: RunContext) -> tuple[nn.Module, float]:

@@ -1,6 +1,9 @@
 """Multi-task and hold-out protocols: task checks, joint-decoder slicing, a frozen encoder that stays frozen."""
 from __future__ import annotations
 
+import os
+from pathlib import Path
+
 import pytest
 import torch
 from harness_plugins.protocols.multitask.protocol import build_model, check_tasks
@@ -100,3 +103,25 @@ def test_holdout_results_do_not_depend_on_whether_stage1_was_cached(run):
     trained = run("protocol=holdout", "protocol.task=classification", "protocol.steps=6", "seed=2024")
     cached = run("protocol=holdout", "protocol.task=classification", "protocol.steps=6", "seed=2024", "force=true")
     assert values(trained) == values(cached)
+
+
+def test_the_onet_encoder_of_a_holdout_is_the_reconstruction_runs_training(run, tmp_path):
+    """Stage 1 on occupancy alone has the reconstruction protocol's recipe: after a reconstruction run of the same
+    encoder and decoder (and seed) the hold-out trains no encoder, and its stage-1 weights are the reconstruction
+    run's."""
+    from harness.trained import WEIGHTS
+
+    trained = Path(os.environ["HARNESS_CACHE"]) / "trained"  # the session's shared cache
+    reconstruction = run("protocol=reconstruction", "encoder=pointnet", "decoder=occupancy", "seed=31")
+    entries = sorted(trained.iterdir())
+    holdout = run("protocol=holdout", "protocol.task=classification", "seed=31")
+    assert sorted(trained.iterdir()) == entries  # stage 1 trained nothing new
+
+    def weights(path: Path) -> dict:
+        return torch.load(path, weights_only=True)["model"]
+
+    onet = weights(tmp_path / "runs" / reconstruction.identity[:16] / WEIGHTS)
+    stage1 = weights(tmp_path / "runs" / holdout.identity[:16] / "stage1" / WEIGHTS)
+    assert onet.keys() == stage1.keys() and all(torch.equal(onet[key], stage1[key]) for key in onet)
+    # the ONet IoU the hold-out reports from stage 1 is the reconstruction run's
+    assert values(holdout)["test", "iou", None] == values(reconstruction)["test", "iou", None]

@@ -46,11 +46,10 @@ ONET_ENCODER = {"pretrain_tasks": ["occupancy"]}
 
 
 def beats_frozen_onet_encoder(claim_id: str, statement: str, source: str, task: str, metric: str,
-                              joint: dict[str, Any], published: tuple[float, float],
-                              encoder: str = "pointnet") -> Claim:
+                              joint: dict[str, Any], published: tuple[float, float]) -> Claim:
     """``task`` trained jointly with ONet (multitask settings ``joint``) beats its head on the frozen ONet encoder."""
-    return Claim(claim_id, statement, source, shapes_row("multitask", metric, encoder, **joint), ABOVE,
-                 shapes_row("holdout", metric, encoder, **ONET_ENCODER, task=task), *published)
+    return Claim(claim_id, statement, source, shapes_row("multitask", metric, **joint), ABOVE,
+                 shapes_row("holdout", metric, **ONET_ENCODER, task=task), *published)
 
 
 def as_well_as_alone(claim_id: str, statement: str, source: str, metric: str, joint: dict[str, Any],
@@ -64,9 +63,6 @@ CLAIMS = (
     beats_frozen_onet_encoder("joint-classification-beats-frozen-onet-encoder", "classification trained jointly "
                               "with ONet beats a classifier on the frozen ONet encoder", "generalising2022 Table 2",
                               "classification", "top1", CLASSIFICATION_AND_ONET, (0.92, 0.80)),
-    beats_frozen_onet_encoder("joint-classification-beats-frozen-onet-encoder-images", "the same from single images, "
-                              "trained from scratch", "generalising2022 Table 3 (scratch)", "classification", "top1",
-                              CLASSIFICATION_AND_ONET, (0.91, 0.63), encoder="resnet18_image"),
     beats_frozen_onet_encoder("joint-segmentation-beats-frozen-onet-encoder", "segmentation trained with ONet "
                               "(parallel decoders) beats a segmentation head on the frozen ONet encoder",
                               "generalising2022 Tables 6 and 8", "segmentation", "miou", SEGMENTATION_AND_ONET,
@@ -119,12 +115,12 @@ SPEC = ComponentSpec(
         reference_metrics={"IoU": "iou", "Chamfer-L1": "chamfer_l1", "accuracy": "top1", "mIoU": "miou"},
         primary_metric="iou",
         floor_label=TASK_FLOOR_LABEL,
-        # the paper's rows: joint classification & ONet (points and images); segmentation & ONet with
-        # parallel or joint decoders; all three tasks (points)
-        bench=(task_variant(["occupancy", "classification"]),
+        # the paper's point cloud rows its claims compare: joint classification & ONet; segmentation & ONet with
+        # parallel or joint decoders (the image encoder is benched by the single-task protocols; fewer, longer-
+        # trained rows fit the bench's minutes better than every combination of tasks and inputs)
+        bench=(task_variant(["occupancy", "classification"], inputs=("points",)),
                task_variant(["occupancy", "segmentation"], inputs=("points",)),
-               task_variant(["occupancy", "segmentation"], "protocol.decoders=joint", inputs=("points",)),
-               task_variant(["occupancy", "classification", "segmentation"], inputs=("points",))),
+               task_variant(["occupancy", "segmentation"], "protocol.decoders=joint", inputs=("points",))),
         claims=CLAIMS,
     ),
     version="1",

@@ -126,7 +126,14 @@ def train(model: MultitaskModel, ctx: RunContext, config: TaskHeadsConfig, tasks
 def train_once_for(model: MultitaskModel, ctx: RunContext, config: TaskHeadsConfig, tasks: Sequence[str],
                    decoders: str, directory: Path) -> float:
     """``train``, reusing the weights of an identical earlier training (a hold-out stage 1 repeats a
-    multi-task run's): the recipe is the shared training settings, the task set and every head."""
+    multi-task run's): the recipe is the shared training settings, the task set and every head. Occupancy alone
+    (the ONet encoder of the hold-out rows) is the reconstruction protocol's training, with its recipe: the
+    reconstruction run of the same encoder and decoder and every hold-out on the ONet encoder share one."""
+    if list(tasks) == ["occupancy"] and decoders == "parallel":
+        onet, view = ReconstructionProtocol(config), model.view("occupancy")
+        head = ctx.named_spec_and_config(Kind.DECODER, config.heads["occupancy"])
+        return train_once(ctx, view, onet.recipe(ctx, head), directory, lambda directory: onet.train(view, ctx,
+                                                                                                     directory))
     settings = {f.name: getattr(config, f.name) for f in dataclasses.fields(TaskHeadsConfig)}
     heads = ["joint"] if decoders == "joint" else []
     heads += [task for task in tasks if not (decoders == "joint" and task in ("occupancy", "segmentation"))]
