@@ -3,7 +3,9 @@
 Stage 1 trains the encoder with the tasks A (e.g. reconstruction alone: the "ONet encoder"); stage 2
 freezes it and trains a fresh head for task B ("Towards Generalising Neural Implicit Representations",
 Tables 2, 4, 8: "Classification w/ ONet encoder", "Multi Task w/ Seg & ONet encoder"...). The same
-task B trained jointly is the ``multitask`` protocol with A + B.
+task B trained jointly is the ``multitask`` protocol with A + B. A run reports B's test metrics and stage 1's
+validation score; stage 1's test metrics are on the page of the run that trained those weights (the multitask
+run with A, or for ONet alone the reconstruction run).
 
 Kept torch-free so that listing components stays fast; the protocol lives in ``protocol.py``.
 """
@@ -71,7 +73,7 @@ SPEC = ComponentSpec(
     ),
     version="1",
     citation='Hughes et al., "Towards Generalising Neural Implicit Representations", ECCV Workshops 2022',
-    description="Train the encoder with tasks A, freeze it, train a fresh head for task B; B's metrics "
-                "(and A's, from stage 1).",
+    description="Train the encoder with tasks A, freeze it, train a fresh head for task B; B's test metrics (and "
+                "stage 1's validation score).",
     profiles=MULTITASK.profiles,
 )

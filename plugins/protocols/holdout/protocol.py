@@ -42,12 +42,13 @@ class HoldoutProtocol:
         check_tasks([cfg.task], "parallel", info.targets, info.name)
         pretrained = build_model(ctx, cfg.pretrain_tasks, cfg.decoders, cfg.heads)
         stage1 = train_once_for(pretrained, ctx, cfg, cfg.pretrain_tasks, cfg.decoders, ctx.run_dir / "stage1")
+        # stage 1's test metrics are those of the multitask (or, for ONet alone, reconstruction) run that trained
+        # the same weights: not evaluated again here
         metrics = [metric("val", f"stage1_{SCORERS[cfg.pretrain_tasks[0]].selection}", stage1)]
-        metrics += evaluate(pretrained, ctx, cfg, cfg.pretrain_tasks)
 
         encoder = Frozen(pretrained.encoder)
         head = ctx.build_named(Kind.DECODER, cfg.heads[cfg.task], encoder.encoding, info).to(ctx.device)
         held_out = MultitaskModel(encoder, {cfg.task: head}, pretrained.input_key)
         stage2 = train(held_out, ctx, cfg, [cfg.task], ctx.run_dir / "stage2", parameters=head.parameters())
         metrics.append(metric("val", SCORERS[cfg.task].selection, stage2))
-        return metrics + evaluate(held_out, ctx, cfg, [cfg.task]) + floors(ctx, cfg, [*cfg.pretrain_tasks, cfg.task])
+        return metrics + evaluate(held_out, ctx, cfg, [cfg.task]) + floors(ctx, cfg, [cfg.task])
