@@ -274,6 +274,19 @@ def test_config_errors_name_the_problem(rows, tmp_path, monkeypatch):
     assert ContextualiseConfig(row="frozen").describe() == "frozen"
 
 
+def test_ndf_grid_encodings_reconstruct_scenes_in_the_geometric_row(rows, tmp_path, monkeypatch):
+    """NDF's grid encoding takes the geometric row (encoder + UDF decoder, its reconstruction metrics); the rows
+    with semantics need a points encoding and say so before training."""
+    _, registry, _, _ = rows
+    monkeypatch.setenv("HARNESS_HOME", str(tmp_path))
+    ndf = [*BASE[:2], "encoder=ndf", "profile=smoke", f"seed={SEED}"]
+    outcome = execute(compose_config([*ndf, "protocol.row=geometric"]), registry)
+    assert GEOMETRY | {"udf_l1"} <= {name for split, name in overall(outcome) if split == "test"}
+    with pytest.raises(RunFailed, match="protocol.row=frozen decodes semantics from a points encoding; encoder ndf "
+                                        "produces a grid encoding"):
+        execute(compose_config([*ndf, "protocol.row=frozen"]), registry)
+
+
 # ----- cross_dataset ------------------------------------------------------------------------------------------
 
 def write_scannet_arrays(root: Path, scenes: dict[str, float]) -> None:

@@ -137,7 +137,9 @@ SPEC = ComponentSpec(
     config=ContextualiseConfig,
     capabilities=ProtocolCaps(
         roles=("dataset", "encoder"),
-        encodings=("points",),  # the udf/semantic heads and the contextualiser read point encodings
+        # the semantic heads and the contextualiser read point encodings; the geometric row (a UDF decoder alone)
+        # takes grid encodings too (NDF), the other rows check for points when they run
+        encodings=("points", "grid"),
         reference_tables=("contextualising_t1a", "contextualising_t1b", "contextualising_t1c",
                           "thesis_ch6_t1a", "thesis_ch6_t1b", "thesis_ch6_t1c"),
         reference_metrics={"CD-L1": "cd_l1", "CD-L2": "cd_l2", "F1-delta": "f1_delta", "F1-2delta": "f1_2delta",
@@ -153,7 +155,10 @@ SPEC = ComponentSpec(
                                  targets=("udf", "semantic"), datasets=("synthetic_rooms",),
                                  encoders=("point_transformer",))
                     for row in [(f"protocol.row={row}",) for row in ROWS]
-                    + [("protocol.row=context", "+protocol.context.kind=mlp")]),
+                    + [("protocol.row=context", "+protocol.context.kind=mlp")])
+        # NDF's grid encoder in the UDF reconstruction of the same rooms (the geometric row)
+        + (BenchVariant(("protocol.row=geometric", "dataset.input_points=2048", "dataset.query_points=2048"),
+                        targets=("udf",), datasets=("synthetic_rooms",), encoders=("ndf",)),),
         figures="harness_plugins.protocols.contextualise.figures:tsne_figures",
         claims=CLAIMS,
     ),

@@ -561,6 +561,11 @@ class ContextualiseProtocol:
         """Train (or reuse) the row's stages."""
         row = self.config.row
         check_dataset(ctx, row != "geometric", "contextualise")
+        produces = ctx.specs["encoder"].capabilities.produces
+        if row != "geometric" and produces != "points":
+            raise ValueError(f"protocol.row={row} decodes semantics from a points encoding; encoder "
+                             f"{ctx.specs['encoder'].name} produces a {produces} encoding, which only the geometric "
+                             "row (UDF reconstruction) takes")
         stages = SceneStages(ctx, self.config)
         if row == "context":
             stages.head_spec_and_config("context")  # a bad ablation override fails before any training
