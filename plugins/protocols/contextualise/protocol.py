@@ -258,7 +258,9 @@ class SceneStages:
     def recipe(self, stage: str, heads: Sequence[str], data: list[dict[str, Any]]) -> dict[str, Any]:
         parts = {"encoder": (self.ctx.specs["encoder"], self.ctx.config("encoder"))}
         parts.update({f"head_{name}": self.head_spec_and_config(name) for name in heads})
-        trainer = {"stage": stage, **schedule_fields(self.config), "class_weights": self.config.class_weights}
+        trainer = {"stage": stage, **schedule_fields(self.config)}
+        if "semantic" in heads:  # the semantic loss's weighting decides only stages that train semantics
+            trainer["class_weights"] = self.config.class_weights
         result = recipe(self.ctx, "contextualise", trainer, parts)
         result["dataset"] = data
         return result
