@@ -54,7 +54,7 @@ def combinations(registry: Registry, datasets: Sequence[ComponentSpec] | None = 
     datasets each encoder is benchmarked on, with the overrides its head needs."""
     if datasets is None:
         datasets = [d for d in registry.specs(Kind.DATASET) if d.capabilities.synthetic]
-    for protocol in registry.specs(Kind.PROTOCOL):
+    for protocol in reuse_order(registry.specs(Kind.PROTOCOL)):
         decoders: list[ComponentSpec | None] = list(registry.specs(Kind.DECODER))
         if "decoder" not in protocol.capabilities.roles:
             decoders = [None]
@@ -71,6 +71,22 @@ def combinations(registry: Registry, datasets: Sequence[ComponentSpec] | None = 
                             head = encoder.capabilities.bench_heads.get(decoder.name, ()) if decoder else ()
                             yield Combination(protocol.name, dataset.name, encoder.name,
                                               decoder.name if decoder else None, tuple(head) + variant.overrides)
+
+
+def reuse_order(protocols: Sequence[ComponentSpec]) -> list[ComponentSpec]:
+    """The protocols by name, except that one comes after every registered protocol whose trainings it reuses
+    (``ProtocolCaps.reuses``); a cycle is an error naming the protocols in it."""
+    waiting = sorted(protocols, key=lambda spec: spec.name)
+    names = {spec.name for spec in waiting}
+    ordered: list[ComponentSpec] = []
+    while waiting:
+        done = {spec.name for spec in ordered}
+        ready = [spec for spec in waiting if set(spec.capabilities.reuses) & names <= done]
+        if not ready:
+            raise ValueError(f"protocols {[spec.name for spec in waiting]} reuse each other's trainings in a cycle")
+        ordered.append(ready[0])
+        waiting.remove(ready[0])
+    return ordered
 
 
 def _admits(variant: BenchVariant, dataset: ComponentSpec, encoder: ComponentSpec,

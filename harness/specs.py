@@ -106,6 +106,9 @@ class ProtocolCaps:
     reference_metrics: Mapping[str, str] = field(default_factory=dict)
     primary_metric: str = ""  # leads its leaderboard and its per-class table
     bench: tuple[BenchVariant, ...] = (BenchVariant(),)  # what ``harness bench`` runs
+    # protocols whose trained weights its runs reuse (harness.trained): ``harness bench`` queues their runs first, so
+    # that parallel workers do not start two runs waiting on the same training
+    reuses: tuple[str, ...] = ()
     encodings: tuple[str, ...] = ()  # encoding kinds it accepts from the encoder; empty: any
     # what its metrics' ``class_name`` holds when it is not a class (e.g. "configuration": one row per bit
     # configuration evaluated in a run); empty: classes

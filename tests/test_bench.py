@@ -95,3 +95,19 @@ def test_parallel_bench_records_the_same_runs_as_the_sequential_one(tmp_path, mo
     assert {o.status for _, o, _ in sequential} == {"skipped"}
     runs = Store(default_store_url()).runs()
     assert sorted(runs["identity"]) == sorted(o.identity for _, o, _ in parallel)
+
+
+def test_protocols_run_after_those_whose_trainings_they_reuse():
+    import pytest
+
+    from harness.bench import reuse_order
+
+    def protocol(name: str, *reuses: str) -> ComponentSpec:
+        return spec(Kind.PROTOCOL, name, ProtocolCaps(roles=("dataset",), reuses=reuses))
+
+    order = reuse_order([protocol("compress", "train", "fit"), protocol("alpha"), protocol("train"),
+                         protocol("fit", "train"), protocol("lone", "unregistered")])
+    # by name, but "compress" waits for "fit" and "train", and "fit" for "train"; an unknown name is no constraint
+    assert [p.name for p in order] == ["alpha", "lone", "train", "fit", "compress"]
+    with pytest.raises(ValueError, match="cycle"):
+        reuse_order([protocol("a", "b"), protocol("b", "a")])

@@ -72,6 +72,7 @@ SPEC = ComponentSpec(
         pareto=ParetoAxes(size="size_mb", quality=("top1", "iou", "miou")),
         # ApproxConv Table 1's ResNet-20 rows (CosConv/ChebConv harmonics per block), DSConv at 4 bits, and
         # BFP on the PointNet encoder of the reconstruction protocol
+        reuses=("classification", "reconstruction", "segmentation"),  # the baseline is their training
         bench=(BenchVariant(("compressor=cosconv", "compressor.harmonics='3,3,3,2'"), datasets=("synthetic_images",)),
                BenchVariant(("compressor=chebconv", "compressor.harmonics='3,3,3,2'"), datasets=("synthetic_images",)),
                BenchVariant(("compressor=dsconv", "compressor.bits=4"), datasets=("synthetic_images",)),

@@ -87,6 +87,7 @@ SPEC = ComponentSpec(
                            "mF1-delta": "mf1_delta", "mF1-2delta": "mf1_2delta", "mIoU": "miou"},
         primary_metric="miou",
         floor_label=CONTEXTUALISE.capabilities.floor_label,  # the same floors, of the run's dataset
+        reuses=("contextualise",),  # its stage 1 on the run's own rooms is contextualise's
         bench=tuple(BenchVariant(overrides, targets=("udf", "semantic"), datasets=("synthetic_rooms",),
                                  encoders=("point_transformer",))
                     for overrides in (_WORK_ROOMS + (_HOMES,), _WORK_ROOMS)),

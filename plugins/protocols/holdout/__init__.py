@@ -65,6 +65,7 @@ SPEC = ComponentSpec(
         # the paper's point cloud rows: classification / segmentation w/ ONet encoder, and each with the other
         # semantic task added to the encoder's training (Tables 2, 4, 8); every stage 1 is a multitask row's training
         # (or, for ONet alone, the reconstruction protocol's), shared
+        reuses=("multitask", "reconstruction"),  # stage 1 is their training
         bench=(pretraining(["occupancy"], "classification", inputs=("points",)),
                pretraining(["occupancy"], "segmentation", inputs=("points",)),
                pretraining(["occupancy", "segmentation"], "classification", inputs=("points",)),

@@ -79,6 +79,7 @@ SPEC = ComponentSpec(
         pareto=ParetoAxes(size="size_mb", quality=("top1", "iou", "miou")),
         data_fingerprints="harness_plugins.protocols.compression.protocol:checkpoint_fingerprint",
         # uniform bit-widths on every model, and on ResNet-20 a decreasing schedule and its reverse
+        reuses=("classification", "reconstruction", "segmentation"),  # the baseline is their training
         bench=(BenchVariant(("compressor=dsconv", "compressor.exempt_first=false",
                              f"protocol.configurations=['8','4','3','2','{DECREASING}','{INCREASING}']"),
                             datasets=("synthetic_images",)),
