@@ -111,3 +111,19 @@ def test_protocols_run_after_those_whose_trainings_they_reuse():
     assert [p.name for p in order] == ["alpha", "lone", "train", "fit", "compress"]
     with pytest.raises(ValueError, match="cycle"):
         reuse_order([protocol("a", "b"), protocol("b", "a")])
+
+
+def test_every_registered_encoder_and_decoder_is_benched():
+    """Each encoder is the encoder of some bench combination; each decoder is the decoder of one, or a head that a
+    benched protocol picks itself (its config's ``heads``, e.g. contextualise's udf, semantic and contextualiser)."""
+    from harness.registry import default_registry
+
+    registry = default_registry()
+    benched = list(combinations(registry))
+    encoders = {c.encoder for c in benched}
+    decoders = {c.decoder for c in benched if c.decoder}
+    for name in {c.protocol for c in benched}:
+        heads = getattr(registry.get(Kind.PROTOCOL, name).config(), "heads", {})
+        decoders |= set(heads.values())
+    assert encoders == {spec.name for spec in registry.specs(Kind.ENCODER)}
+    assert decoders >= {spec.name for spec in registry.specs(Kind.DECODER)}
