@@ -31,6 +31,11 @@ class TrainingConfig:
     checkpoint_every: int = 1_000  # steps between resumable checkpoints
     workers: int = 0  # DataLoader workers
 
+    def __post_init__(self) -> None:
+        # a profile or override may give whole epochs as an int; the recipes that key shared trained weights hash
+        # this config, and must not tell 10 from 10.0 (the same schedule trained twice)
+        self.epochs = float(self.epochs)
+
 
 # The smoke profile's schedule for every training protocol: a few steps, checked twice.
 SMOKE_SCHEDULE: dict[str, Any] = {"steps": 4, "batch_size": 4, "lr": 1e-3, "validate_every": 2, "checkpoint_every": 2}

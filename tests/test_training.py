@@ -53,6 +53,15 @@ def test_epochs_count_whole_batches_of_the_training_split():
     assert schedule_steps(TrainingConfig(steps=1, epochs=2, batch_size=32), 10) == 2  # one batch a pass
 
 
+def test_whole_epochs_as_int_or_float_make_one_schedule():
+    """Shared trained weights are keyed by a hash of the schedule: epochs=10 from a profile and 10.0 from a
+    typed override must be the same recipe (the quick bench once trained VoxNet twice over it)."""
+    from harness.training_config import schedule_fields
+
+    a, b = TrainingConfig(epochs=10), TrainingConfig(epochs=10.0)
+    assert repr(schedule_fields(a)) == repr(schedule_fields(b)) and isinstance(a.epochs, float)
+
+
 def test_fit_trains_for_its_epochs_and_decays_over_them(tmp_path):
     """With epochs giving more steps the loop runs epochs x batches steps, and the cosine schedule ends at the last
     of them."""

@@ -87,6 +87,6 @@ SPEC = ComponentSpec(
     description="Baseline (trained by the task's protocol, or a checkpoint) -> compressor -> fine-tune; the "
                 "task's score before, right after (pre) and after fine-tuning, Δ, parameters, Δ% and size in MB.",
     profiles={"smoke": {**SMOKE_SCHEDULE},
-              "quick": {"steps": 200, "batch_size": 32, "lr": 3e-4, "schedule": "cosine", "warmup_steps": 10,
+              "quick": {"steps": 100, "batch_size": 32, "lr": 3e-4, "schedule": "cosine", "warmup_steps": 10,
                         "validate_every": 50, "checkpoint_every": 50}},
 )

@@ -41,7 +41,7 @@ SPEC = ComponentSpec(
                 "per-shape part mIoU, a part absent from prediction and truth counting 1.",
     profiles={
         "smoke": SMOKE_SCHEDULE,
-        "quick": {"steps": 600, "batch_size": 16, "lr": 3e-3, "schedule": "cosine", "warmup_steps": 50,
+        "quick": {"steps": 500, "batch_size": 16, "lr": 3e-3, "schedule": "cosine", "warmup_steps": 50,
                   "validate_every": 200, "checkpoint_every": 200},
     },
 )
