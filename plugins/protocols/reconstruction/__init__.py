@@ -47,8 +47,8 @@ SPEC = ComponentSpec(
                   "resolution0": 8, "upsampling_steps": 1, "eval_points": 2_000, "meshes_saved": 1,
                   "max_eval_shapes": 4},
         # 13 test shapes per class are scored (MISE is the expensive part), 104 in all
-        "quick": {"steps": 500, "batch_size": 16, "lr": 3e-3, "schedule": "cosine", "warmup_steps": 50,
-                  "validate_every": 100, "checkpoint_every": 100, "max_eval_shapes": 104,
+        "quick": {"steps": 800, "batch_size": 16, "lr": 3e-3, "schedule": "cosine", "warmup_steps": 50,
+                  "validate_every": 200, "checkpoint_every": 200, "max_eval_shapes": 104,
                   "resolution0": 16, "upsampling_steps": 2, "eval_points": 20_000, "meshes_saved": 4},
     },
 )
