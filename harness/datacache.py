@@ -561,8 +561,8 @@ SAMPLE_ARRAYS = ("surface", "normals", "surface_part", "occ_points", "occupancy"
 
 class SampledSplit(SeededSplit):
     """Items of the Occupancy Networks kind, drawn from one shape's stored samples: noisy input points and
-    query/occupancy subsets; val/test add uniform ``iou_query``/``iou_occupancy`` for volumetric IoU; the
-    ``surface``/``normals`` evaluation points are a fixed subset in every split."""
+    query/occupancy subsets; val/test add uniform ``iou_query``/``iou_occupancy`` for volumetric IoU and the
+    ``surface``/``normals`` evaluation points (a fixed subset; training items never use them, so leave them out)."""
 
     def __init__(self, name: str, split: str, size: int, seed: int, sizes: ItemSizes) -> None:
         super().__init__(name, split, size, seed)
@@ -583,21 +583,23 @@ class SampledSplit(SeededSplit):
         points = surface[chosen].astype(np.float32, copy=False)
         points = points + np.float32(sizes.input_noise) * rng.standard_normal(points.shape, dtype=np.float32)
         query = rng.choice(len(occ_points), sizes.query_points, replace=False)
-        fixed = self.fixed_rng(index, "surface").choice(len(surface), sizes.eval_surface_points, replace=False)
         item = {
             keys.POINTS: points,
             keys.QUERY: occ_points[query].astype(np.float32, copy=False),
             keys.OCCUPANCY: shape["occupancy"][query].astype(np.float32),
             keys.LABEL: np.asarray(shape["label"]).astype(np.int64),
-            keys.SURFACE: surface[fixed].astype(np.float32, copy=False),
-            keys.NORMALS: shape["normals"][fixed].astype(np.float32, copy=False),
         }
         if "occ_part" in shape:
             item[keys.PART] = shape["occ_part"][query].astype(np.int64)
         if "surface_part" in shape:
-            item[keys.SURFACE_PART] = shape["surface_part"][fixed].astype(np.int64)
             item[keys.POINTS_PART] = shape["surface_part"][chosen].astype(np.int64)
         if not self.train:
+            # evaluation-only arrays: drawing and batching them cost a third of a training step's data time
+            fixed = self.fixed_rng(index, "surface").choice(len(surface), sizes.eval_surface_points, replace=False)
+            item[keys.SURFACE] = surface[fixed].astype(np.float32, copy=False)
+            item[keys.NORMALS] = shape["normals"][fixed].astype(np.float32, copy=False)
+            if "surface_part" in shape:
+                item[keys.SURFACE_PART] = shape["surface_part"][fixed].astype(np.int64)
             uniform = rng.choice(int(shape["n_uniform"]), sizes.iou_points, replace=False)
             item["iou_query"] = occ_points[uniform].astype(np.float32, copy=False)
             item["iou_occupancy"] = shape["occupancy"][uniform].astype(np.float32)
