@@ -2,6 +2,10 @@
 from __future__ import annotations
 
 import dataclasses
+import errno
+import hashlib
+import io
+import itertools
 import logging
 import os
 import random
@@ -11,7 +15,7 @@ from typing import Any, Callable, Iterable, Iterator
 
 import numpy as np
 import torch
-from torch.utils.data import DataLoader
+from torch.utils.data import BatchSampler, DataLoader, RandomSampler, Sampler
 
 from harness.curves import CURVE_FILE, CurvePoint, append_point, truncate_curve
 from harness.progress import progress
@@ -51,12 +55,6 @@ def make_loader(data: Any, batch_size: int, shuffle: bool, seed: int, workers: i
                       generator=generator, worker_init_fn=_seed_worker, persistent_workers=workers > 0)
 
 
-def cycle(loader: DataLoader) -> Iterator[dict]:
-    """Endless batches, reshuffled each pass: training is counted in steps, not epochs."""
-    while True:
-        yield from loader
-
-
 def to_device(batch: dict, device: torch.device) -> dict:
     return {key: value.to(device, non_blocking=True) if torch.is_tensor(value) else value
             for key, value in batch.items()}
@@ -68,34 +66,150 @@ def check_finite(loss: torch.Tensor, step: int) -> None:
         raise FloatingPointError(f"loss is {loss.item()} at step {step}; the run stops here")
 
 
+CHECKSUM_TAG = b"\nharness-sha256:"  # a checkpoint's trailer: the tag, the payload's sha256 (hex), a newline
+_TRAILER_BYTES = len(CHECKSUM_TAG) + 64 + 1
+
+
+class CheckpointError(RuntimeError):
+    """A checkpoint that cannot be trusted: unreadable, without its checksum, or not matching it."""
+
+
 def save_checkpoint(path: Path, state: dict[str, Any]) -> None:
-    """Atomic write: a run killed mid-save keeps its previous checkpoint."""
+    """Atomic write of ``state`` followed by the sha256 of its bytes (torch.load ignores the trailer, so the file
+    stays a plain torch checkpoint): a run killed mid-save keeps its previous checkpoint, and damage is caught on
+    load. A full disk is reported as such, never as torch's ``unexpected pos``, and leaves no temporary file."""
     path.parent.mkdir(parents=True, exist_ok=True)
+    buffer = io.BytesIO()
+    torch.save(state, buffer)
+    payload = buffer.getvalue()
     tmp = path.with_suffix(path.suffix + ".tmp")
-    torch.save(state, tmp)
-    os.replace(tmp, path)
-
-
-def load_checkpoint(path: Path, device: torch.device) -> dict[str, Any]:
-    """``weights_only=True``: a checkpoint can never execute code when loaded."""
     try:
-        return torch.load(path, map_location=device, weights_only=True)
+        with open(tmp, "wb") as file:
+            file.write(payload)
+            file.write(CHECKSUM_TAG + hashlib.sha256(payload).hexdigest().encode() + b"\n")
+            file.flush()
+            os.fsync(file.fileno())
+        os.replace(tmp, path)
+    except OSError as exc:
+        tmp.unlink(missing_ok=True)
+        if exc.errno == errno.ENOSPC:
+            raise OSError(errno.ENOSPC, f"no space left on {path.parent} (writing {path.name})") from exc
+        raise
+
+
+def load_checkpoint(path: Path, device: torch.device, require_checksum: bool = True) -> dict[str, Any]:
+    """The state saved by :func:`save_checkpoint`, its checksum verified first. ``weights_only=True``: a checkpoint
+    can never execute code when loaded. ``require_checksum=False`` accepts a plain ``torch.save`` file (a user's
+    model); one with a trailer is verified either way."""
+    try:
+        data = path.read_bytes()
+    except OSError as exc:
+        raise CheckpointError(f"checkpoint {path} cannot be read: {exc}") from exc
+    trailer = data[-_TRAILER_BYTES:]
+    if trailer.startswith(CHECKSUM_TAG):
+        data = data[:-_TRAILER_BYTES]
+        if hashlib.sha256(data).hexdigest().encode() != trailer[len(CHECKSUM_TAG):-1]:
+            raise CheckpointError(f"checkpoint {path} is damaged: its content does not match its sha256")
+    elif require_checksum:
+        raise CheckpointError(f"checkpoint {path} is damaged or incomplete: it carries no harness checksum")
+    try:
+        return torch.load(io.BytesIO(data), map_location=device, weights_only=True)
     except Exception as exc:
-        raise RuntimeError(f"checkpoint {path} cannot be loaded ({type(exc).__name__}: {exc}); "
-                           f"delete it to start this run afresh") from exc
+        raise CheckpointError(f"checkpoint {path} cannot be loaded ({type(exc).__name__}: {exc})") from exc
 
 
-def resume_state(path: Path, device: torch.device) -> dict[str, Any] | None:
-    """The last checkpoint, or None; a corrupted one is set aside (never silently trusted) and training restarts."""
-    if not path.exists():
+def set_aside(path: Path) -> Path:
+    """Move a damaged file out of the way (kept for inspection as ``<name>.corrupt``, never reused)."""
+    aside = path.with_name(path.name + ".corrupt")
+    os.replace(path, aside)
+    return aside
+
+
+def resume_state(run_dir: Path, device: torch.device) -> dict[str, Any] | None:
+    """``run_dir/last.pt`` if it and ``best.pt`` are intact, else None: a damaged checkpoint is set aside (never
+    silently trusted), with the best weights of the same training, and training restarts, saying so."""
+    last, best = run_dir / "last.pt", run_dir / "best.pt"
+    if not last.exists():
         return None
     try:
-        return load_checkpoint(path, device)
-    except RuntimeError as exc:
-        aside = path.with_suffix(".corrupt")
-        os.replace(path, aside)
-        log.warning("%s; set aside as %s, training starts afresh", exc, aside.name)
+        state = load_checkpoint(last, device)
+        if best.exists():
+            load_checkpoint(best, device)
+        return state
+    except CheckpointError as exc:
+        aside = [set_aside(path).name for path in (last, best) if path.exists()]
+        log.warning("%s; set aside as %s, training restarts from step 0", exc, ", ".join(aside))
         return None
+
+
+def random_states() -> dict[str, Any]:
+    """Every random generator a training step may draw from (torch, CUDA, numpy, Python), in tensors and plain
+    values so a ``weights_only`` load reads them back."""
+    kind, keys, position, has_gauss, cached = np.random.get_state()
+    states: dict[str, Any] = {"torch": torch.get_rng_state(), "python": random.getstate(),
+                              "numpy": [kind, torch.from_numpy(keys.astype(np.int64)), position, has_gauss, cached]}
+    if torch.cuda.is_available() and torch.cuda.is_initialized():
+        states["cuda"] = torch.cuda.get_rng_state_all()
+    return states
+
+
+def restore_random_states(states: dict[str, Any]) -> None:
+    torch.set_rng_state(states["torch"])
+    random.setstate(states["python"])
+    kind, keys, position, has_gauss, cached = states["numpy"]
+    np.random.set_state((kind, keys.numpy().astype(np.uint32), position, has_gauss, cached))
+    if "cuda" in states and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(states["cuda"])
+
+
+class _SkippingBatchSampler(Sampler[list[int]]):
+    """A batch sampler that leaves out the first ``skip`` batches of its next pass (indices only: no item is
+    loaded), so a resumed training continues the interrupted pass where it stopped."""
+
+    def __init__(self, batches: BatchSampler) -> None:
+        self.batches, self.skip = batches, 0
+
+    def __iter__(self) -> Iterator[list[int]]:
+        skip, self.skip = self.skip, 0
+        return itertools.islice(iter(self.batches), skip, None)
+
+    def __len__(self) -> int:
+        return len(self.batches)
+
+
+class BatchStream:
+    """Endless shuffled training batches, reshuffled each pass (training is counted in steps, not epochs), whose
+    position can be saved and restored exactly: the shuffling generator's state at the start of the current pass
+    and the batches taken from it. The batches are those of ``DataLoader(shuffle=True, generator=...)``."""
+
+    def __init__(self, data: Any, batch_size: int, seed: int, workers: int = 0, drop_last: bool = False) -> None:
+        self.generator = torch.Generator()
+        self.generator.manual_seed(seed)
+        self._sampler = _SkippingBatchSampler(BatchSampler(RandomSampler(data, generator=self.generator),
+                                                           batch_size, drop_last))
+        self.loader = DataLoader(data, batch_sampler=self._sampler, num_workers=workers, generator=self.generator,
+                                 worker_init_fn=_seed_worker, persistent_workers=workers > 0)
+        self._pass_start, self._taken = self.generator.get_state(), 0
+        self._batches = self._passes()
+
+    def _passes(self) -> Iterator[dict]:
+        while True:
+            self._pass_start = self.generator.get_state()
+            for batch in self.loader:
+                self._taken += 1
+                yield batch
+            self._taken = 0
+
+    def __next__(self) -> dict:
+        return next(self._batches)
+
+    def state(self) -> dict[str, Any]:
+        return {"generator": self._pass_start, "taken": self._taken}
+
+    def restore(self, state: dict[str, Any]) -> None:
+        """Continue from a saved :meth:`state` (before the first batch is drawn)."""
+        self.generator.set_state(state["generator"])
+        self._sampler.skip = self._taken = int(state["taken"])
 
 
 def fit(model: torch.nn.Module, train_data: Any, schedule: TrainingConfig, run_dir: Path, device: torch.device,
@@ -103,7 +217,9 @@ def fit(model: torch.nn.Module, train_data: Any, schedule: TrainingConfig, run_d
         validate: Callable[[torch.nn.Module], float], metric_name: str,
         parameters: Iterable[torch.nn.Parameter] | None = None) -> float:
     """Adam (AdamW with ``schedule.weight_decay``) on ``loss_fn`` for ``schedule.steps`` steps at the learning
-    rates of :func:`harness.training_config.learning_rate`, resuming from ``run_dir/last.pt``.
+    rates of :func:`harness.training_config.learning_rate`, resuming from ``run_dir/last.pt``: weights, optimiser,
+    every random generator and the position in the shuffled data are restored, so on CPU (with ``workers=0``) an
+    interrupted and resumed training ends bit for bit where an uninterrupted one does.
 
     Every ``validate_every`` steps (and at the end) ``validate`` scores the model, higher is better;
     the best weights go to ``run_dir/best.pt``. Returns the best validation score. ``parameters``
@@ -116,13 +232,17 @@ def fit(model: torch.nn.Module, train_data: Any, schedule: TrainingConfig, run_d
                                   weight_decay=schedule.weight_decay)
     step, best = 0, -float("inf")
     seconds_before, loss_sum, loss_count = 0.0, 0.0, 0  # the curve's clock and the loss since its last point
-    state = resume_state(run_dir / "last.pt", device)
+    batches = BatchStream(train_data, schedule.batch_size, seed, workers=schedule.workers,
+                          drop_last=len(train_data) > schedule.batch_size)
+    state = resume_state(run_dir, device)
     if state is not None:
         model.load_state_dict(state["model"])
         optimizer.load_state_dict(state["optimizer"])
         step, best = int(state["step"]), float(state["best_val"])
-        seconds_before = float(state.get("seconds", 0.0))
-        loss_sum, loss_count = state.get("curve_loss", (0.0, 0))
+        seconds_before = float(state["seconds"])
+        loss_sum, loss_count = state["curve_loss"]
+        batches.restore(state["batches"])
+        restore_random_states(state["random"])
         log.info("resumed at step %d (best validation %s %.4f)", step, metric_name, best)
     curve = run_dir / CURVE_FILE
     truncate_curve(curve, step)  # what a previous session recorded after its last checkpoint is redone
@@ -132,9 +252,6 @@ def fit(model: torch.nn.Module, train_data: Any, schedule: TrainingConfig, run_d
         return seconds_before + time.perf_counter() - started
 
     loss_every = max(1, schedule.steps // 50)
-    loader = make_loader(train_data, schedule.batch_size, shuffle=True, seed=seed + step, workers=schedule.workers,
-                         drop_last=len(train_data) > schedule.batch_size)
-    batches = cycle(loader)
     for step in progress(range(step, schedule.steps), desc="train", total=schedule.steps - step):
         model.train()
         lr = learning_rate(schedule, step)
@@ -167,7 +284,8 @@ def fit(model: torch.nn.Module, train_data: Any, schedule: TrainingConfig, run_d
             with phase("checkpoint"):
                 save_checkpoint(run_dir / "last.pt", {"model": model.state_dict(), "step": done,
                                                       "optimizer": optimizer.state_dict(), "best_val": best,
-                                                      "seconds": seconds(), "curve_loss": [loss_sum, loss_count]})
+                                                      "seconds": seconds(), "curve_loss": [loss_sum, loss_count],
+                                                      "batches": batches.state(), "random": random_states()})
     model.load_state_dict(load_checkpoint(run_dir / "best.pt", device)["model"])
     return best
 

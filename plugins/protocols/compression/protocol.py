@@ -46,7 +46,7 @@ def baseline_model(ctx: RunContext, task: TaskProtocol, config: BaselineConfig) 
         return task.trained_model(ctx)[0], task.recipe(ctx)
     model = task.build_model(ctx)
     path = checkpoint_file(config)
-    state = load_checkpoint(path, ctx.device)
+    state = load_checkpoint(path, ctx.device, require_checksum=False)
     state = state.get("model", state) if isinstance(state, dict) else state
     try:
         model.load_state_dict(state)
