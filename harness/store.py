@@ -16,28 +16,34 @@ a fresh identity collide on the unique index; the loser gets ``RunInProgress``.
 """
 from __future__ import annotations
 
+import logging
 import math
 import os
 import socket
+import sqlite3
 import time
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any, Mapping, Sequence
+from typing import Any, Iterator, Mapping, Sequence
 
 import pandas as pd
-from sqlalchemy import (JSON, Boolean, CheckConstraint, Column, DateTime, Float, ForeignKey, Index, Integer,
-                        MetaData, Select, String, Table, Text, UniqueConstraint, create_engine, event, insert, select,
-                        update)
+from sqlalchemy import (JSON, BigInteger, Boolean, CheckConstraint, Column, DateTime, Float, ForeignKey, Index, Integer,
+                        MetaData, Select, String, Table, Text, UniqueConstraint, create_engine, event, func, insert,
+                        inspect, select, update)
 from sqlalchemy.engine import Connection, Engine, make_url
-from sqlalchemy.exc import ArgumentError, IntegrityError, OperationalError, SQLAlchemyError
+from sqlalchemy.exc import ArgumentError, DatabaseError, IntegrityError, OperationalError, SQLAlchemyError
 
 from harness.curves import CurvePoint
+
+log = logging.getLogger(__name__)
 
 STATUSES = ("running", "succeeded", "failed", "interrupted", "superseded")
 # Statuses of which an identity may have at most one row at a time (enforced by a partial unique index).
 EXCLUSIVE_STATUSES = ("running", "succeeded")
 SQLITE_BUSY_TIMEOUT_MS = 60_000
+# the integrity check on open stops after this long (a huge store is then opened unchecked, with a warning)
+INTEGRITY_CHECK_S = 10.0
 
 metadata = MetaData()
 
@@ -63,6 +69,8 @@ runs_table = Table(
     Column("environment", JSON, nullable=False),
     Column("host", String(255), nullable=False),
     Column("pid", Integer, nullable=False),
+    # when the owner process started (clock ticks since boot, Linux): a reused pid is not mistaken for the owner
+    Column("process_start", BigInteger),
     Column("run_dir", Text),
     CheckConstraint("status IN (" + ", ".join(f"'{status}'" for status in STATUSES) + ")", name="ck_runs_status"),
 )
@@ -109,6 +117,10 @@ class StoreError(RuntimeError):
 
 class RunInProgress(StoreError):
     """Another live process is running the same identity."""
+
+
+class StoreDamaged(StoreError):
+    """The database file is damaged: nothing is read from or written to it until it is recovered."""
 
 
 @dataclass(frozen=True)
@@ -162,8 +174,27 @@ def _pid_alive(pid: int) -> bool:
     return True
 
 
-def _sqlite_setup(engine: Any) -> None:
-    """WAL, a busy timeout, and BEGIN IMMEDIATE for every transaction.
+def process_start(pid: int) -> int | None:
+    """When process ``pid`` started, in clock ticks since boot (``/proc/<pid>/stat``, field 22); None where
+    unknown (no such process, or no /proc)."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return None
+    return int(stat.rsplit(")", 1)[1].split()[19])  # fields after the parenthesised name start at field 3
+
+
+def owner_gone(pid: int, started: int | None) -> bool:
+    """Whether the process that claimed a run (on this host) has provably ended: its pid is free, or now belongs
+    to a process that started at another time (pids wrap)."""
+    if not _pid_alive(pid):
+        return True
+    now = process_start(pid)
+    return started is not None and now is not None and now != started
+
+
+def _sqlite_setup(engine: Any, read_only: bool = False) -> None:
+    """WAL, a busy timeout, and BEGIN IMMEDIATE for every transaction (a plain BEGIN when ``read_only``).
 
     pysqlite's own transaction handling is switched off (isolation_level None) so that SQLAlchemy's
     ``begin`` event decides how a transaction starts; IMMEDIATE takes the write lock before the first
@@ -175,27 +206,70 @@ def _sqlite_setup(engine: Any) -> None:
         dbapi_connection.isolation_level = None
         cursor = dbapi_connection.cursor()
         cursor.execute(f"PRAGMA busy_timeout = {SQLITE_BUSY_TIMEOUT_MS}")
-        cursor.execute("PRAGMA journal_mode = WAL")
+        if not read_only:
+            cursor.execute("PRAGMA journal_mode = WAL")
         cursor.execute("PRAGMA foreign_keys = ON")
         cursor.close()
 
     @event.listens_for(engine, "begin")
     def _begin(connection: Connection) -> None:
-        connection.exec_driver_sql("BEGIN IMMEDIATE")
+        connection.exec_driver_sql("BEGIN" if read_only else "BEGIN IMMEDIATE")
 
 
 def _create_tables(engine: Engine, sqlite: bool) -> None:
-    """The tables, if missing. Processes creating one new SQLite file at once (e.g. bench workers) can find it
-    locked while another switches it to WAL, which the busy timeout does not cover: they retry until it."""
+    """The tables, if missing, and the columns added since a store was made. Processes creating one new SQLite
+    file at once (e.g. bench workers) can find it locked while another switches it to WAL, which the busy
+    timeout does not cover: they retry until it."""
     deadline = time.monotonic() + SQLITE_BUSY_TIMEOUT_MS / 1000
     while True:
         try:
             metadata.create_all(engine)
+            _add_missing_columns(engine)
             return
         except OperationalError as exc:
             if not (sqlite and "database is locked" in str(exc)) or time.monotonic() > deadline:
                 raise
             time.sleep(0.05)
+
+
+def _add_missing_columns(engine: Engine) -> None:
+    """``ALTER TABLE ... ADD COLUMN`` for each nullable column a store made by an older harness lacks."""
+    for table in metadata.sorted_tables:
+        present = {column["name"] for column in inspect(engine).get_columns(table.name)}
+        for column in table.columns:
+            if column.name not in present:
+                kind = column.type.compile(dialect=engine.dialect)
+                with engine.begin() as connection:
+                    connection.exec_driver_sql(f"ALTER TABLE {table.name} ADD COLUMN {column.name} {kind}")
+
+
+def _integrity_problems(engine: Engine, seconds: float = INTEGRITY_CHECK_S) -> list[str]:
+    """SQLite's ``PRAGMA quick_check`` (every page and record well formed), stopped after ``seconds``: its
+    problems, none when the file is sound or the check ran out of time (logged)."""
+    try:
+        connection = engine.raw_connection()
+    except (DatabaseError, sqlite3.DatabaseError) as exc:  # e.g. "file is not a database", on connect
+        return [str(getattr(exc, "orig", exc))]
+    try:
+        deadline = time.monotonic() + seconds
+        connection.driver_connection.set_progress_handler(lambda: int(time.monotonic() > deadline), 10_000)
+        try:
+            rows = connection.cursor().execute("PRAGMA quick_check").fetchall()
+        except Exception as exc:  # sqlite3.OperationalError "interrupted", or DatabaseError on a mangled header
+            if "interrupted" in str(exc):
+                log.warning("integrity check of the results store stopped after %.0f s; opened unchecked", seconds)
+                return []
+            return [str(exc)]
+        finally:
+            connection.driver_connection.set_progress_handler(None, 0)
+    finally:
+        connection.close()
+    return [] if [row[0] for row in rows] == ["ok"] else [row[0] for row in rows]
+
+
+def recovery_hint(url: str) -> str:
+    return (f"copy out what is readable with `harness store recover --store {url} --to <new url>`, then use the new "
+            f"store (the damaged file is left as it is)")
 
 
 def _of_runs(query: Select[Any], protocol: str | None, status: str | None) -> Select[Any]:
@@ -208,10 +282,15 @@ def _of_runs(query: Select[Any], protocol: str | None, status: str | None) -> Se
 
 
 class Store:
-    """Runs, their metrics and training curves; every write is one transaction."""
+    """Runs, their metrics and training curves; every write is one transaction.
 
-    def __init__(self, url: str) -> None:
-        self.url = url
+    ``read_only`` opens an existing store without creating, migrating or writing anything (an archived file
+    included); a missing one is an error naming it. An SQLite store is checked for damage whenever it is opened
+    (:func:`_integrity_problems`): a damaged one raises :class:`StoreDamaged` with the way to recover it, so no run
+    trains on a store that could lose its result and no leaderboard silently drops rows."""
+
+    def __init__(self, url: str, read_only: bool = False) -> None:
+        self.url, self.read_only = url, read_only
         self.host = socket.gethostname()
         try:
             parsed = make_url(url)
@@ -219,13 +298,26 @@ class Store:
             raise StoreError(f"cannot open results store {url!r}: not an SQLAlchemy URL ({exc})") from exc
         shown = parsed.render_as_string(hide_password=True)
         sqlite = parsed.get_backend_name() == "sqlite"
+        file = Path(parsed.database) if sqlite and parsed.database not in (None, "", ":memory:") else None
         try:
-            if sqlite and parsed.database not in (None, "", ":memory:"):
-                Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
+            if file is not None and read_only:
+                if not file.is_file():
+                    raise StoreError(f"no results store at {file} (from {shown}): nothing to read; is the URL right?")
+                parsed = parsed.set(database=f"file:{file.resolve()}", query={"mode": "ro", "uri": "true"})
+            elif file is not None:
+                file.parent.mkdir(parents=True, exist_ok=True)
             self._engine = create_engine(parsed)
             if sqlite:
-                _sqlite_setup(self._engine)
-            _create_tables(self._engine, sqlite)
+                _sqlite_setup(self._engine, read_only)
+                problems = _integrity_problems(self._engine)
+                if problems:
+                    found = " ".join("; ".join(problems[:3]).split())  # one line
+                    raise StoreDamaged(f"results store {shown} is damaged ({found}); "
+                                       f"{recovery_hint(url)}")
+            if not read_only:
+                _create_tables(self._engine, sqlite)
+            self._run_columns = [runs_table.c[column["name"]] for column in inspect(self._engine).get_columns("runs")
+                                 if column["name"] in runs_table.c]
         except (SQLAlchemyError, ImportError, OSError) as exc:
             detail = getattr(exc, "orig", None) or exc  # the driver's message, without SQLAlchemy's footer
             raise StoreError(f"cannot open results store {shown}: {detail}") from exc
@@ -235,17 +327,22 @@ class Store:
 
     # -- writing ------------------------------------------------------------------------------------
 
+    def _writable(self) -> None:
+        if self.read_only:
+            raise StoreError(f"results store {self.url} was opened read-only; it cannot record runs")
+
     def start(self, record: RunRecord, force: bool = False) -> int | None:
         """Claim ``record.identity`` and return the new run id, or None when it already succeeded.
 
-        A running row whose owner is gone (same host, pid dead) is marked interrupted first; one whose
-        owner is alive, or on another host where liveness cannot be checked, raises RunInProgress.
+        A running row whose owner is provably gone (same host, :func:`owner_gone`) is marked interrupted first;
+        one whose owner is alive, or on another host where liveness cannot be checked, raises RunInProgress.
         """
+        self._writable()
         runs = runs_table
         try:
             with self._engine.begin() as connection:
                 existing = connection.execute(
-                    select(runs.c.id, runs.c.status, runs.c.host, runs.c.pid)
+                    select(runs.c.id, runs.c.status, runs.c.host, runs.c.pid, runs.c.process_start)
                     .where(runs.c.identity == record.identity, runs.c.status.in_(EXCLUSIVE_STATUSES))
                     .order_by(runs.c.id).with_for_update()
                 ).all()
@@ -254,7 +351,7 @@ class Store:
                 for row in existing:
                     if row.status != "running":
                         continue
-                    if row.host != self.host or _pid_alive(row.pid):
+                    if row.host != self.host or not owner_gone(row.pid, row.process_start):
                         raise RunInProgress(f"run {row.id} with identity {record.identity} is already running "
                                             f"(pid {row.pid} on {row.host})")
                     self._mark_interrupted_stale(connection, row.id, row.pid, row.host)
@@ -265,6 +362,7 @@ class Store:
                     seed=record.seed, environment=dict(record.environment),
                     run_dir=None if record.run_dir is None else os.fspath(record.run_dir),
                     status="running", started_at=_now(), host=self.host, pid=os.getpid(),
+                    process_start=process_start(os.getpid()),
                 )).inserted_primary_key[0]
         except IntegrityError as exc:  # PostgreSQL: a concurrent claim of a fresh identity won
             raise RunInProgress(f"identity {record.identity} was claimed by another process at the same time") from exc
@@ -273,6 +371,7 @@ class Store:
                 curves: Mapping[str, Sequence[CurvePoint]] | None = None) -> None:
         """Record the metrics and training curves (stage -> points) and mark the run succeeded, superseding an
         earlier result of its identity."""
+        self._writable()
         try:
             with self._engine.begin() as connection:
                 identity = self._running_identity(connection, run_id)
@@ -297,6 +396,7 @@ class Store:
 
     def fail(self, run_id: int, error: str, interrupted: bool = False) -> None:
         """Record why a run ended without a result; ``interrupted`` for Ctrl-C and the like."""
+        self._writable()
         with self._engine.begin() as connection:
             self._running_identity(connection, run_id)
             connection.execute(update(runs_table).where(runs_table.c.id == run_id).values(
@@ -304,10 +404,11 @@ class Store:
 
     def mark_stale(self) -> int:
         """Mark this host's running rows whose process is gone as interrupted; return how many."""
+        self._writable()
         with self._engine.begin() as connection:
-            rows = connection.execute(select(runs_table.c.id, runs_table.c.pid).where(
+            rows = connection.execute(select(runs_table.c.id, runs_table.c.pid, runs_table.c.process_start).where(
                 runs_table.c.status == "running", runs_table.c.host == self.host)).all()
-            stale = [row for row in rows if not _pid_alive(row.pid)]
+            stale = [row for row in rows if owner_gone(row.pid, row.process_start)]
             for row in stale:
                 self._mark_interrupted_stale(connection, row.id, row.pid, self.host)
         return len(stale)
@@ -332,7 +433,7 @@ class Store:
 
     def runs(self, status: str | None = None) -> pd.DataFrame:
         """All runs (or those with ``status``), oldest first."""
-        query = select(runs_table).order_by(runs_table.c.id)
+        query = select(*self._run_columns).order_by(runs_table.c.id)
         if status is not None:
             query = query.where(runs_table.c.status == status)
         return self._read(query)
@@ -371,7 +472,7 @@ class Store:
     def get_run(self, run_id: int) -> dict[str, Any]:
         """One run as a dict, with its metrics as a list of dicts under ``"metrics"``."""
         with self._engine.begin() as connection:
-            row = connection.execute(select(runs_table).where(runs_table.c.id == run_id)).mappings().one_or_none()
+            row = connection.execute(select(*self._run_columns).where(runs_table.c.id == run_id)).mappings().one_or_none()
             if row is None:
                 raise KeyError(f"no run with id {run_id}")
             metrics = connection.execute(
@@ -388,3 +489,80 @@ class Store:
         with self._engine.begin() as connection:
             return connection.execute(select(runs_table.c.id).where(
                 runs_table.c.identity == identity, runs_table.c.status == "succeeded")).first() is not None
+
+
+def check(url: str) -> str:
+    """A one-line account of the store at ``url`` (opened read-only, fully checked); raises StoreError
+    (:class:`StoreDamaged` with the recovery path) when it cannot be read or is damaged."""
+    store = Store(url, read_only=True)
+    try:
+        runs = store.runs()
+    finally:
+        store.close()
+    counts = runs["status"].value_counts() if not runs.empty else pd.Series(dtype=int)
+    return f"{url}: ok, {len(runs)} runs (" + ", ".join(f"{counts.get(s, 0)} {s}" for s in STATUSES) + ")"
+
+
+def recover(source_url: str, target_url: str) -> dict[str, tuple[int, int]]:
+    """Copy every readable row of a (damaged) store into a new, empty one, keeping ids; metrics and curve points
+    whose run was lost are left out. The source is only read. Returns {table: (rows copied, rows left out)}
+    (rows inside damaged pages cannot be counted and are not in the second figure)."""
+    source_file = make_url(source_url).database if make_url(source_url).get_backend_name() == "sqlite" else None
+    if source_file and not Path(source_file).is_file():
+        raise StoreError(f"no results store at {source_file}: nothing to recover")
+    target = Store(target_url)
+    if not target.runs().empty:
+        raise StoreError(f"{target_url} already holds runs; recover into a new store")
+    source = create_engine(source_url)
+    copied: dict[str, tuple[int, int]] = {}
+    runs: set[int] = set()
+    try:
+        with source.connect() as reading, target._engine.begin() as writing:
+            for table in (runs_table, metrics_table, curves_table):
+                present = {column["name"] for column in inspect(source).get_columns(table.name)}
+                columns = [column for column in table.columns if column.name in present]
+                kept, dropped = 0, 0
+                for rows in _readable_rows(reading, table, columns):
+                    if table is not runs_table:
+                        orphans = [row for row in rows if row["run_id"] not in runs]
+                        dropped += len(orphans)
+                        rows = [row for row in rows if row["run_id"] in runs]
+                    else:
+                        runs.update(row["id"] for row in rows)
+                    if rows:
+                        writing.execute(insert(table), [dict(row) for row in rows])
+                    kept += len(rows)
+                copied[table.name] = (kept, dropped)
+    finally:
+        source.dispose()
+        target.close()
+    return copied
+
+
+def _readable_rows(connection: Connection, table: Table, columns: Sequence[Column[Any]],
+                   batch: int = 1024) -> Iterator[list[Mapping[str, Any]]]:
+    """The rows of ``table`` in id order, in batches, stepping over those that cannot be read: a failed read is
+    retried with half as many rows, a failed single row is stepped over an id at a time (up to the largest id,
+    when that can be read), and the batch grows back after each success."""
+    try:
+        top = connection.execute(select(func.max(table.c.id))).scalar()
+    except (DatabaseError, ValueError):
+        top = None
+    last, size, failures = 0, batch, 0
+    while top is None or last < top:
+        try:
+            rows = connection.execute(select(*columns).where(table.c.id > last).order_by(table.c.id)
+                                      .limit(size)).mappings().all()
+        except (DatabaseError, ValueError):
+            connection.rollback()
+            if size > 1:
+                size //= 2
+                continue
+            last, failures = last + 1, failures + 1
+            if top is None and failures > 100_000:
+                return
+            continue
+        if not rows:
+            return
+        yield list(rows)
+        last, size, failures = rows[-1]["id"], min(2 * size, batch), 0

@@ -13,7 +13,7 @@ from typing import Any, Callable
 import pytest
 from sqlalchemy import insert
 
-from harness.store import Metric, RunInProgress, RunRecord, Store, StoreError, runs_table
+from harness.store import Metric, RunInProgress, RunRecord, Store, StoreDamaged, StoreError, runs_table
 
 WORKERS = 4
 
@@ -250,3 +250,116 @@ def test_concurrent_writers_of_distinct_runs_all_land_once(tmp_path: Path) -> No
     assert sorted(runs["identity"]) == identities
     assert sorted(outcomes) == sorted(("id", run_id) for run_id in runs["id"])
     assert len(store.metrics()) == 2 * WORKERS
+
+
+def test_opening_for_reading_never_creates_a_store(tmp_path: Path) -> None:
+    missing = tmp_path / "typo" / "results.sqlite"
+    with pytest.raises(StoreError, match=f"no results store at {missing}"):
+        Store(f"sqlite:///{missing}", read_only=True)
+    assert not missing.exists() and not missing.parent.exists()
+
+
+def test_read_only_store_is_read_without_a_byte_changing(store: Store, tmp_path: Path) -> None:
+    run_id = store.start(record())
+    store.succeed(run_id, [Metric("test", "iou", 0.5, True)], wall_time_s=1.0)
+    store.close()
+    path = tmp_path / "nested" / "results.sqlite"
+    before = path.read_bytes()
+    reader = Store(f"sqlite:///{path}", read_only=True)
+    assert reader.metrics()["value"].tolist() == [0.5]
+    with pytest.raises(StoreError):
+        reader.start(record("id-b"))  # a read-only store refuses writes
+    reader.close()
+    assert path.read_bytes() == before
+
+
+def test_store_of_an_older_harness_is_read_and_upgraded_on_write(tmp_path: Path) -> None:
+    """A store made before ``process_start`` existed: read as it is, given the column when opened for writing."""
+    import sqlite3
+
+    path = tmp_path / "old.sqlite"
+    store = Store(f"sqlite:///{path}")
+    store.succeed(store.start(record()), [], wall_time_s=1.0)
+    store.close()
+    with sqlite3.connect(path) as connection:
+        connection.execute("ALTER TABLE runs DROP COLUMN process_start")
+    assert Store(f"sqlite:///{path}", read_only=True).runs()["status"].tolist() == ["succeeded"]
+    upgraded = Store(f"sqlite:///{path}")
+    assert upgraded.start(record("id-b")) is not None and "process_start" in upgraded.runs().columns
+
+
+def test_running_row_of_a_reused_pid_is_stale(store: Store) -> None:
+    """The owner's pid now belongs to another (live) process that started later: the run is taken over."""
+    from sqlalchemy import update
+
+    from harness.store import process_start
+
+    run_id = insert_running(store, "id-a", os.getpid(), store.host)
+    with store._engine.begin() as connection:
+        connection.execute(update(runs_table).where(runs_table.c.id == run_id)
+                           .values(process_start=process_start(os.getpid()) - 1))
+    assert store.start(record()) is not None
+    assert store.get_run(run_id)["status"] == "interrupted"
+
+
+def _page_of(path: Path, marker: bytes) -> int:
+    """The 1-based page of the SQLite file holding ``marker``."""
+    import sqlite3
+
+    with sqlite3.connect(path) as connection:
+        page_size = connection.execute("PRAGMA page_size").fetchone()[0]
+    return path.read_bytes().index(marker) // page_size + 1
+
+
+def _damage_page(path: Path, page: int) -> None:
+    """Overwrite the b-tree header of one page (type, free block, cell count) with garbage."""
+    import sqlite3
+
+    with sqlite3.connect(path) as connection:
+        page_size = connection.execute("PRAGMA page_size").fetchone()[0]
+    data = bytearray(path.read_bytes())
+    start = (page - 1) * page_size + (100 if page == 1 else 0)  # page 1 starts with the file header
+    data[start:start + 8] = b"\xff" * 8
+    path.write_bytes(bytes(data))
+
+
+def _filled_store(path: Path, runs: int) -> None:
+    store = Store(f"sqlite:///{path}")
+    for index in range(runs):
+        run_id = store.start(record(f"id-{index:04d}", method=f"method-{index:04d}"))
+        store.succeed(run_id, [Metric("test", "iou", index / runs, True)], wall_time_s=1.0)
+    store.close()
+
+
+@pytest.mark.parametrize("part", ["table", "index"])
+def test_damaged_store_is_refused_for_writing_and_reading(tmp_path: Path, part: str) -> None:
+    import sqlite3
+
+    path = tmp_path / "results.sqlite"
+    _filled_store(path, 3)
+    with sqlite3.connect(path) as connection:
+        name = "runs" if part == "table" else "ix_metrics_run_id"
+        page = connection.execute("SELECT rootpage FROM sqlite_master WHERE name = ?", (name,)).fetchone()[0]
+    _damage_page(path, page)
+    for read_only in (False, True):
+        with pytest.raises(StoreDamaged, match=rf"{path}.*damaged.*harness store recover"):
+            Store(f"sqlite:///{path}", read_only=read_only)
+
+
+def test_recover_copies_every_readable_row_into_a_new_store(tmp_path: Path) -> None:
+    from harness.store import recover
+
+    path = tmp_path / "results.sqlite"
+    _filled_store(path, 200)
+    _damage_page(path, _page_of(path, b"method-0100"))
+    with pytest.raises(StoreDamaged):
+        Store(f"sqlite:///{path}")
+    copied = recover(f"sqlite:///{path}", f"sqlite:///{tmp_path}/recovered.sqlite")
+    runs = Store(f"sqlite:///{tmp_path}/recovered.sqlite").runs()
+    lost = sorted(set(range(1, 201)) - set(runs["id"]))
+    assert "method-0100" not in set(runs["method"]) and lost == list(range(lost[0], lost[0] + len(lost)))
+    assert len(lost) < 50  # the rows of one leaf page, and only those, are lost
+    assert copied["runs"] == (len(runs), 0)
+    metrics = Store(f"sqlite:///{tmp_path}/recovered.sqlite").metrics()
+    assert set(metrics["run_id"]) == set(runs["id"])  # the lost runs' metrics are left out, the others kept
+    assert copied["metrics"] == (len(runs), 200 - len(runs))
