@@ -7,16 +7,19 @@ from; a cache whose header differs is not trusted) and, per file, its sha256, si
 written to a temporary name and renamed, so a killed generation leaves no half file; the manifest is
 rewritten every few seconds during generation, so a restart only redoes the jobs it does not vouch for.
 Opening re-hashes only files whose size or mtime changed (every file with ``checksum_all``); a job with a
-missing or mismatching file is redone.
+missing or mismatching file is redone. Damage that keeps a file's size and mtime is found when the file is
+read: readers go through :func:`read_verified`, which redoes that file's job (:class:`VerifiedCache`).
 """
 from __future__ import annotations
 
 import copy
 import dataclasses
 import fcntl
+import functools
 import hashlib
 import io
 import json
+import logging
 import multiprocessing
 import os
 import time
@@ -27,7 +30,7 @@ from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence, Siz
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from contextlib import contextmanager
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import numpy as np
 
@@ -44,6 +47,9 @@ MANIFEST_EVERY_S = 5.0
 ARRAY_MEMO_BYTES = 512 * 2**20
 
 FileRecord = dict[str, Any]  # {"sha256": str, "size": int, "mtime_ns": int}
+T = TypeVar("T")
+
+log = logging.getLogger(__name__)
 
 
 # ----- errors and sources ----------------------------------------------------------------------------------
@@ -261,14 +267,15 @@ def read_table(path: Path, columns: int, delimiter: str | None = None) -> np.nda
     return parse_rows(rows, path, columns, delimiter)
 
 
-def load_npz(path: Path, names: Sequence[str]) -> dict[str, np.ndarray]:
-    """The named arrays of an .npz file; a corrupt or incomplete file raises a :class:`DataFileError`."""
+def load_npz(path: Path, names: Sequence[str], *, require_all: bool = True) -> dict[str, np.ndarray]:
+    """The named arrays of an .npz file (those of them it has, with ``require_all=False``); a corrupt or
+    incomplete file raises a :class:`DataFileError` naming it."""
     try:
         with np.load(path, allow_pickle=False) as npz:
             missing = [name for name in names if name not in npz.files]
-            if missing:
+            if missing and require_all:
                 raise DataFileError(path, f"missing arrays {missing} (it has {sorted(npz.files)})")
-            return {name: npz[name] for name in names}
+            return {name: npz[name] for name in names if name in npz.files}
     except (OSError, ValueError, EOFError, zipfile.BadZipFile, zlib.error) as exc:
         if isinstance(exc, DataFileError):
             raise
@@ -407,14 +414,16 @@ Job = tuple[Any, ...]
 
 def ensure_cache(directory: Path, header: Mapping[str, Any], jobs: Sequence[Job],
                  files_of: Callable[[Job], Sequence[str]], make: Callable[..., dict[str, FileRecord]], *,
-                 workers: int, checksum_all: bool, desc: str) -> None:
-    """Verify the cache in ``directory`` and redo every job whose files are missing or damaged.
+                 workers: int, checksum_all: bool, desc: str) -> VerifiedCache:
+    """Verify the cache in ``directory`` and redo every job whose files are missing or damaged; returns what
+    its readers need to redo a file found damaged later (:func:`read_verified`).
 
     ``header`` must be JSON-equal to what built the files (it is stored in the manifest); ``files_of(job)``
     names a job's files, ``make(*job)`` writes them (with :func:`write_atomic`) and returns their records. It
     runs in ``workers`` spawned processes, so it must be a picklable module-level function (or a partial).
     """
     header = json.loads(json.dumps(header))  # as it reads back from the manifest (tuples become lists)
+    owners = {name: job for job in jobs for name in files_of(job)}
     with locked(directory):
         for leftover in directory.rglob(".*.tmp"):  # from a killed generation
             leftover.unlink()
@@ -428,6 +437,57 @@ def ensure_cache(directory: Path, header: Mapping[str, Any], jobs: Sequence[Job]
         finally:  # also after an interruption: vouch for the jobs that were finished
             if files != known:  # redone files, or re-hashed ones with a new mtime
                 _write_manifest(directory, header, files)
+    return VerifiedCache(directory, header, owners, make)
+
+
+def _mtime(path: Path) -> int | None:
+    try:
+        return path.stat().st_mtime_ns
+    except FileNotFoundError:
+        return None
+
+
+@dataclasses.dataclass(frozen=True)
+class VerifiedCache:
+    """A cache :func:`ensure_cache` verified, and how to redo any of its files: opening trusts a file whose size
+    and mtime match the manifest (hashing them all is too slow), so damage that keeps both is only found when
+    the file is read, and is mended there instead of failing every rerun. Picklable (``make`` is)."""
+
+    directory: Path
+    header: dict[str, Any]  # the manifest's header
+    jobs: dict[str, Job]  # cached file (relative to ``directory``) -> the job that writes it
+    make: Callable[..., dict[str, FileRecord]]
+
+    def rebuild(self, path: Path, seen_mtime: int | None, error: DataFileError) -> None:
+        """Redo the job of ``path``, which failed to read with ``error`` while its mtime was ``seen_mtime``, and
+        record its new files in the manifest; a file of no job re-raises ``error``."""
+        name = path.relative_to(self.directory).as_posix() if path.is_relative_to(self.directory) else None
+        job = self.jobs.get(name)
+        if job is None:
+            raise error
+        with locked(self.directory):
+            if _mtime(path) != seen_mtime:
+                return  # another reader (a DataLoader worker) rebuilt it meanwhile
+            log.warning("%s; rebuilding it (job %s)", error, job)
+            records = self.make(*job)
+            files = _read_manifest(self.directory, self.header)
+            if files:  # no manifest to update: the next ensure_cache verifies every file anyway
+                files.update(records)
+                _write_manifest(self.directory, self.header, files)
+
+
+def read_verified(path: Path, reader: Callable[[Path], T], cache: VerifiedCache | None) -> T:
+    """``reader(path)`` for a file of ``cache`` (None: a file of no cache, read as it is). Where it raises a
+    :class:`DataFileError` (a bad zip CRC, a garbled or truncated file), the file's job is redone with a warning
+    naming the file, and the file read again; a second failure propagates."""
+    if cache is None:
+        return reader(path)
+    seen = _mtime(path)
+    try:
+        return reader(path)
+    except DataFileError as error:
+        cache.rebuild(path, seen, error)
+    return reader(path)
 
 
 def _run(directory: Path, header: Mapping[str, Any], jobs: list[Job], make: Callable[..., dict[str, FileRecord]],
@@ -610,21 +670,27 @@ _array_memo: OrderedDict[tuple[Any, ...], dict[str, np.ndarray]] = OrderedDict()
 _array_memo_bytes = 0
 
 
-def read_arrays(path: Path, names: Iterable[str]) -> dict[str, np.ndarray]:
+def read_arrays(path: Path, names: Iterable[str], cache: VerifiedCache | None = None) -> dict[str, np.ndarray]:
     """The arrays ``names`` (those present) of the npz at ``path``, read-only, remembered in memory up to
     :data:`ARRAY_MEMO_BYTES` (least recently used forgotten first). Items of a training set re-read the same
     few hundred files every epoch, and reading one costs more than drawing an item from it. Keyed by the
-    file's size and mtime too, so a rewritten cache file is read afresh."""
+    file's size and mtime too, so a rewritten cache file is read afresh. A file of ``cache`` that fails to read
+    is rebuilt (:func:`read_verified`); any other unreadable file is a :class:`DataFileError` naming it."""
+    return read_verified(path, functools.partial(_remembered_arrays, names=tuple(names)), cache)
+
+
+def _remembered_arrays(path: Path, names: tuple[str, ...]) -> dict[str, np.ndarray]:
     global _array_memo_bytes
-    status = path.stat()
-    names = tuple(names)
+    try:
+        status = path.stat()
+    except FileNotFoundError as exc:
+        raise DataFileError(path, "no such file") from exc
     key = (str(path), status.st_size, status.st_mtime_ns, names)
     arrays = _array_memo.get(key)
     if arrays is not None:
         _array_memo.move_to_end(key)
         return dict(arrays)
-    with np.load(path) as stored:
-        arrays = {name: stored[name] for name in names if name in stored.files}
+    arrays = load_npz(path, names, require_all=False)
     for array in arrays.values():
         array.setflags(write=False)  # shared by every later item: nobody may change them in place
     size = sum(array.nbytes for array in arrays.values())
@@ -638,13 +704,13 @@ def read_arrays(path: Path, names: Iterable[str]) -> dict[str, np.ndarray]:
 
 class CachedSplit(SampledSplit):
     """A :class:`SampledSplit` over a cache of :func:`shape_files`; each item draws from one npz's sample arrays
-    (:func:`read_arrays`: the cached mesh arrays are never read here)."""
+    (:func:`read_arrays`: the cached mesh arrays are never read here; a damaged npz is rebuilt)."""
 
     arrays = SAMPLE_ARRAYS  # what an item reads of the shape's npz
 
-    def __init__(self, name: str, split: str, size: int, seed: int, sizes: ItemSizes, directory: Path) -> None:
+    def __init__(self, name: str, split: str, size: int, seed: int, sizes: ItemSizes, cache: VerifiedCache) -> None:
         super().__init__(name, split, size, seed, sizes)
-        self.directory = directory
+        self.cache = cache
 
     def shape(self, index: int) -> dict[str, np.ndarray]:
-        return read_arrays(self.directory / shape_files(self.split, index)[0], self.arrays)
+        return read_arrays(self.cache.directory / shape_files(self.split, index)[0], self.arrays, self.cache)

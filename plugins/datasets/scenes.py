@@ -21,7 +21,8 @@ Cache layout: ``<cache_dir>/<dataset>/<fingerprint>/<split>/<index>.npz`` (every
 ``points_semantic``, ``query``, ``query_group``, ``udf``, ``semantic``, ``surface``, ``surface_semantic``, ``loc``
 and ``scale`` with original = normalised * scale + loc, ``face_semantic`` for mesh scenes, and what a dataset adds)
 and, for mesh scenes, ``<split>/<index>.ply`` (the normalised mesh, ``mesh_path``), verified by
-:func:`harness.datacache.ensure_cache`. Labels are stored as int16 (-1 = ignore).
+:func:`harness.datacache.ensure_cache` (and an npz that fails to read is prepared again when an item reads it).
+Labels are stored as int16 (-1 = ignore).
 
 Items (:class:`SceneSplit`): ``points`` [input_points,3] and ``points_semantic``, ``query`` [query_points,3]
 with ``udf`` and ``semantic``, ``surface`` [eval_surface_points,3] with ``surface_semantic``, ``index``.
@@ -44,9 +45,9 @@ import numpy as np
 
 from harness import data as keys
 from harness.data import DatasetInfo, check_split
-from harness.datacache import (DataFileError, FileRecord, SeededSplit, check_fields, check_index, ensure_cache,
-                               npz_bytes, ply_bytes, read_arrays, shape_files, split_by_fractions, split_counts,
-                               write_atomic)
+from harness.datacache import (DataFileError, FileRecord, SeededSplit, VerifiedCache, check_fields, check_index,
+                               ensure_cache, npz_bytes, ply_bytes, read_arrays, shape_files, split_by_fractions,
+                               split_counts, write_atomic)
 
 # ----- vocabularies ------------------------------------------------------------------------------------------
 
@@ -304,10 +305,10 @@ def write_scene(directory: Path, split: str, index: int, arrays: Mapping[str, np
 
 def prepare_cache(directory: Path, header: Mapping[str, Any], jobs: Sequence[tuple[Any, ...]],
                   make: Callable[..., dict[str, FileRecord]], has_mesh: bool, sampling: SceneSampling,
-                  desc: str) -> None:
+                  desc: str) -> VerifiedCache:
     """:func:`harness.datacache.ensure_cache` over scene jobs ``(split, index, ...)``."""
-    ensure_cache(directory, header, jobs, functools.partial(_files_of, has_mesh), make, workers=sampling.workers,
-                 checksum_all=sampling.checksum_all, desc=desc)
+    return ensure_cache(directory, header, jobs, functools.partial(_files_of, has_mesh), make,
+                        workers=sampling.workers, checksum_all=sampling.checksum_all, desc=desc)
 
 
 def _files_of(has_mesh: bool, job: tuple[Any, ...]) -> tuple[str, ...]:
@@ -331,16 +332,18 @@ class SceneItemSizes:
 
 
 class SceneSplit(SeededSplit):
-    """One split of prepared scenes: each item draws from one npz's stored arrays (:func:`read_arrays`)."""
+    """One split of prepared scenes: each item draws from one npz's stored arrays (:func:`read_arrays`; a damaged
+    npz is prepared again)."""
 
-    def __init__(self, name: str, split: str, size: int, seed: int, sizes: SceneItemSizes, directory: Path) -> None:
+    def __init__(self, name: str, split: str, size: int, seed: int, sizes: SceneItemSizes,
+                 cache: VerifiedCache) -> None:
         super().__init__(name, split, size, seed)
         self.sizes = sizes
-        self.directory = directory
+        self.cache = cache
 
     def scene(self, index: int) -> dict[str, np.ndarray]:
         """The stored arrays of scene ``index`` an item draws from."""
-        return read_arrays(self.directory / shape_files(self.split, index)[0], STORED)
+        return read_arrays(self.cache.directory / shape_files(self.split, index)[0], STORED, self.cache)
 
     def draw(self, index: int, rng: np.random.Generator) -> dict[str, np.ndarray]:
         scene, sizes = self.scene(index), self.sizes
@@ -364,11 +367,12 @@ class SceneDataset:
     scenes). ``scenes`` names each split's scenes (ids or relative paths); ``distances_to`` says what the
     distances were measured to ("mesh" or "points")."""
 
-    def __init__(self, info: DatasetInfo, config: Any, directory: Path, scenes: Mapping[str, Sequence[str]],
+    def __init__(self, info: DatasetInfo, config: Any, cache: VerifiedCache, scenes: Mapping[str, Sequence[str]],
                  has_mesh: bool) -> None:
         self.info = info
         self.config = config
-        self.directory = directory
+        self.cache = cache
+        self.directory = cache.directory
         self.scenes = {split: list(scenes.get(split, ())) for split in info.splits}
         self.has_mesh = has_mesh
         self.distances_to = "mesh" if has_mesh else "points"
@@ -376,7 +380,7 @@ class SceneDataset:
     def split(self, name: str) -> SceneSplit:
         check_split(self.info, name)
         return SceneSplit(self.info.name, name, len(self.scenes[name]), self.config.seed,
-                          SceneItemSizes.of(self.config), self.directory)
+                          SceneItemSizes.of(self.config), self.cache)
 
     def mesh_path(self, split: str, index: int) -> Path | None:
         check_index(self.info, self.scenes, split, index)
@@ -416,10 +420,10 @@ def open_scenes(name: str, config: Any, classes: Sequence[str], entries: Mapping
             for index, (scene_id, files) in enumerate(items)]
     header = {"dataset": name, "fingerprint": identity, "distances_to": payload["distances_to"], "seed": config.seed,
               "config": config.sampling_params()}
-    prepare_cache(directory, header, jobs, functools.partial(make, config, directory), has_mesh, config,
-                  f"preparing {name}")
+    cache = prepare_cache(directory, header, jobs, functools.partial(make, config, directory), has_mesh, config,
+                          f"preparing {name}")
     scenes = {split: [scene_id for scene_id, _ in items] for split, items in entries.items()}
-    return SceneDataset(scene_info(name, classes, identity), config, directory, scenes, has_mesh)
+    return SceneDataset(scene_info(name, classes, identity), config, cache, scenes, has_mesh)
 
 
 def read_id_list(path: Path) -> list[str]:

@@ -27,9 +27,10 @@ import numpy as np
 
 from harness import data as keys
 from harness.data import DatasetInfo, check_split
-from harness.datacache import (CachedSplit, DataFileError, FileRecord, ItemSizes, SeededSplit, check_index, clean_mesh,
-                               ensure_cache, file_stats, fingerprint, npz_bytes, numbered_lines, plain_copy, ply_bytes,
-                               read_table, require_root, shape_files, split_by_fractions, unit_sphere, write_atomic)
+from harness.datacache import (CachedSplit, DataFileError, FileRecord, ItemSizes, SeededSplit, VerifiedCache,
+                               check_index, clean_mesh, ensure_cache, file_stats, fingerprint, npz_bytes,
+                               numbered_lines, plain_copy, ply_bytes, read_table, require_root, shape_files,
+                               split_by_fractions, unit_sphere, write_atomic)
 
 from .config import (LOADER_VERSION, MESH_LAYOUT, RESAMPLED_LAYOUT, ModelNet40Config, ModelNet40ResampledConfig,
                      ModelNetFields)
@@ -136,15 +137,16 @@ class ModelNet40(ModelNetDataset):
     """ModelNet40 meshes with derived occupancy samples."""
 
     def __init__(self, config: ModelNet40Config, info: DatasetInfo, entries: dict[str, list[Entry]],
-                 directory: Path) -> None:
+                 cache: VerifiedCache) -> None:
         super().__init__(info, entries)
         self.config = config
-        self.directory = directory
+        self.cache = cache
+        self.directory = cache.directory
 
     def split(self, name: str) -> CachedSplit:
         check_split(self.info, name)
         return CachedSplit(MESHES, name, len(self.entries[name]), self.config.seed, ItemSizes.of(self.config),
-                           self.directory)
+                           self.cache)
 
     def mesh_path(self, split: str, index: int) -> Path:
         """The normalised mesh (the frame of every sample)."""
@@ -165,10 +167,10 @@ def build_meshes(config: ModelNet40Config, cache_dir: str | Path) -> ModelNet40:
     directory = Path(cache_dir) / MESHES / identity
     jobs = [(split, index, str(path), path.relative_to(root).as_posix(), label)
             for split, items in entries.items() for index, (path, label) in enumerate(items)]
-    ensure_cache(directory, {"dataset": MESHES, "fingerprint": identity, "config": params}, jobs,
-                 lambda job: shape_files(job[0], job[1]), functools.partial(derive_shape, config, directory),
-                 workers=config.workers, checksum_all=config.checksum_all, desc=f"sampling {MESHES}")
-    return ModelNet40(config, info, entries, directory)
+    cache = ensure_cache(directory, {"dataset": MESHES, "fingerprint": identity, "config": params}, jobs,
+                         lambda job: shape_files(job[0], job[1]), functools.partial(derive_shape, config, directory),
+                         workers=config.workers, checksum_all=config.checksum_all, desc=f"sampling {MESHES}")
+    return ModelNet40(config, info, entries, cache)
 
 
 # ----- resampled point clouds ------------------------------------------------------------------------------

@@ -34,9 +34,10 @@ import yaml
 
 from harness import data as keys
 from harness.data import SPLITS, DatasetInfo, check_split
-from harness.datacache import (DataFileError, FileRecord, ItemSizes, SampledSplit, check_index, clean_mesh,
-                               ensure_cache, file_stats, fingerprint, fit_checked, load_npz, numbered_lines,
-                               plain_copy, read_mesh, require_root, split_by_fractions, write_fitted_shape)
+from harness.datacache import (DataFileError, FileRecord, ItemSizes, SampledSplit, VerifiedCache, check_index,
+                               clean_mesh, ensure_cache, file_stats, fingerprint, fit_checked, load_npz,
+                               numbered_lines, plain_copy, read_mesh, read_verified, require_root, split_by_fractions,
+                               write_fitted_shape)
 
 from .binvox import read_binvox
 from .config import LAYOUT, LOADER_VERSION, MESH_LAYOUT, ShapeNetONetConfig
@@ -108,16 +109,21 @@ def derive_shape(config: ShapeNetONetConfig, directory: Path, root: str, mesh_ro
     return write_fitted_shape(directory, *cache_files(synset, model), arrays, frame, residual, fitted, faces)
 
 
+DERIVED = ("occ_points", "occupancy", "n_uniform")  # what an item reads of a derived shape's npz
+
+
 class ONetSplit(SampledSplit):
-    """One split; each item reads the shape's point cloud, its occupancy samples and one view."""
+    """One split; each item reads the shape's point cloud, its occupancy samples (ONet's or derived: a damaged
+    derived file is derived again) and one view."""
 
     def __init__(self, split: str, shapes: list[Shape], config: ShapeNetONetConfig, root: Path,
-                 directory: Path) -> None:
+                 directory: Path, cache: VerifiedCache | None) -> None:
         super().__init__(NAME, split, len(shapes), config.seed, ItemSizes.of(config))
         self.shapes = shapes
         self.config = config
         self.root = root
         self.directory = directory
+        self.cache = cache
 
     def shape(self, index: int) -> dict[str, np.ndarray]:
         shape = self.shapes[index]
@@ -135,8 +141,8 @@ class ONetSplit(SampledSplit):
             n_uniform = len(occ_points)  # ONet samples them all uniformly in the padded box
         else:
             occ_path = self.directory / cache_files(shape.synset, shape.model)[0]
-            with np.load(occ_path) as stored:
-                occ_points, occupancy, n_uniform = stored["occ_points"], stored["occupancy"], int(stored["n_uniform"])
+            stored = read_verified(occ_path, functools.partial(load_npz, names=DERIVED), self.cache)
+            occ_points, occupancy, n_uniform = stored["occ_points"], stored["occupancy"], int(stored["n_uniform"])
         needs = [(cloud_path, len(cloud["points"]), "input_points"), (cloud_path, len(cloud["points"]),
                  "eval_surface_points"), (occ_path, len(occ_points), "query_points")]
         if not self.train:
@@ -172,16 +178,17 @@ class ShapeNetONet:
     """A built ONet ShapeNet dataset."""
 
     def __init__(self, config: ShapeNetONetConfig, info: DatasetInfo, shapes: dict[str, list[Shape]], root: Path,
-                 directory: Path) -> None:
+                 directory: Path, cache: VerifiedCache | None) -> None:
         self.config = config
         self.info = info
         self.shapes = shapes
         self.root = root
         self.directory = directory
+        self.cache = cache  # None where no shape is derived
 
     def split(self, name: str) -> ONetSplit:
         check_split(self.info, name)
-        return ONetSplit(name, self.shapes[name], self.config, self.root, self.directory)
+        return ONetSplit(name, self.shapes[name], self.config, self.root, self.directory, self.cache)
 
     def mesh_path(self, split: str, index: int) -> Path | None:
         """The fitted ShapeNetCore.v2 mesh of a derived shape (None for shapes with points.npz: ONet's own
@@ -282,11 +289,13 @@ def build(config: ShapeNetONetConfig, cache_dir: str | Path) -> ShapeNetONet:
                if mesh_root else []}
     identity = fingerprint(payload)
     directory = Path(cache_dir) / NAME / identity
+    cache = None
     if derived:
-        ensure_cache(directory, {"dataset": NAME, "fingerprint": identity, "config": payload["config"]},
-                     [(s.synset, s.model, s.source) for s in derived], lambda job: cache_files(job[0], job[1]),
-                     functools.partial(derive_shape, config, directory, str(root), str(mesh_root)),
-                     workers=config.workers, checksum_all=config.checksum_all, desc=f"deriving {NAME} occupancy")
+        cache = ensure_cache(directory, {"dataset": NAME, "fingerprint": identity, "config": payload["config"]},
+                             [(s.synset, s.model, s.source) for s in derived], lambda job: cache_files(job[0], job[1]),
+                             functools.partial(derive_shape, config, directory, str(root), str(mesh_root)),
+                             workers=config.workers, checksum_all=config.checksum_all,
+                             desc=f"deriving {NAME} occupancy")
     info = DatasetInfo(name=NAME, modalities=("points", "image"), targets=("occupancy", "label"),
                        classes=tuple(metadata[s] for s in synsets), splits=SPLITS, fingerprint=identity)
-    return ShapeNetONet(config, info, shapes, root, directory)
+    return ShapeNetONet(config, info, shapes, root, directory, cache)

@@ -38,10 +38,10 @@ import numpy as np
 
 from harness import data as keys
 from harness.data import SPLITS, DatasetInfo, check_split
-from harness.datacache import (CachedSplit, DataFileError, FileRecord, ItemSizes, SeededSplit, check_index,
-                               clean_mesh, ensure_cache, file_stats, fingerprint, fit_checked, numbered_lines,
-                               plain_copy, read_mesh, read_table, require_root, shape_files, split_by_fractions,
-                               unit_sphere, write_fitted_shape)
+from harness.datacache import (CachedSplit, DataFileError, FileRecord, ItemSizes, SeededSplit, VerifiedCache,
+                               check_index, clean_mesh, ensure_cache, file_stats, fingerprint, fit_checked,
+                               numbered_lines, plain_copy, read_mesh, read_table, require_root, shape_files,
+                               split_by_fractions, unit_sphere, write_fitted_shape)
 
 from .config import (BENCHMARK, CATEGORIES, LAYOUT, LOADER_VERSION, MESH_LAYOUT, SYNSETS, ShapeNetPartConfig,
                      ShapeNetPartImplicitConfig, part_vocabulary)
@@ -196,8 +196,8 @@ class ImplicitSplit(CachedSplit):
     error naming its file."""
 
     def __init__(self, name: str, split: str, entries: list[Entry], config: ShapeNetPartConfig,
-                 directory: Path) -> None:
-        super().__init__(name, split, len(entries), config.seed, ItemSizes.of(config), directory)
+                 cache: VerifiedCache) -> None:
+        super().__init__(name, split, len(entries), config.seed, ItemSizes.of(config), cache)
         self.entries = entries
 
     def shape(self, index: int) -> dict[str, np.ndarray]:
@@ -210,24 +210,26 @@ class ImplicitSplit(CachedSplit):
 
 
 class ShapeNetPart:
-    """A built ShapeNetPart dataset; ``directory`` holds the implicit task's samples (None: per-point task)."""
+    """A built ShapeNetPart dataset; ``cache`` (and its ``directory``) holds the implicit task's samples (None:
+    per-point task)."""
 
     def __init__(self, name: str, config: ShapeNetPartConfig, categories: list[str], entries: dict[str, list[Entry]],
-                 identity: str, directory: Path | None) -> None:
+                 identity: str, cache: VerifiedCache | None) -> None:
         self.config = config
         self.categories = categories
         self.entries = entries
-        self.directory = directory
+        self.cache = cache
+        self.directory = cache.directory if cache else None
         parts, per_category = part_vocabulary()
-        targets = ("occupancy", "part", "label") if directory else ("part", "label")
+        targets = ("occupancy", "part", "label") if cache else ("part", "label")
         self.info = DatasetInfo(name=name, modalities=("points",), targets=targets, classes=tuple(categories),
                                 parts=parts, parts_per_class={c: per_category[c] for c in categories},
                                 splits=SPLITS, fingerprint=identity)
 
     def split(self, name: str) -> PartSplit | ImplicitSplit:
         check_split(self.info, name)
-        if self.directory:
-            return ImplicitSplit(self.info.name, name, self.entries[name], self.config, self.directory)
+        if self.cache:
+            return ImplicitSplit(self.info.name, name, self.entries[name], self.config, self.cache)
         return PartSplit(name, self.entries[name], self.config, self.categories)
 
     def mesh_path(self, split: str, index: int) -> Path | None:
@@ -302,7 +304,8 @@ def build_as(name: str, config: ShapeNetPartConfig, cache_dir: str | Path) -> Sh
     ranges = part_ranges(categories)
     jobs = [(split, index, str(path), str(mesh_file(mesh_root, path)), ranges[label], label)
             for split, items in entries.items() for index, (path, label) in enumerate(items)]
-    ensure_cache(directory, {"dataset": name, "fingerprint": identity, "config": config.generation_params()}, jobs,
-                 lambda job: shape_files(job[0], job[1]), functools.partial(derive_shape, config, directory),
-                 workers=config.workers, checksum_all=config.checksum_all, desc=f"deriving {name} occupancy and parts")
-    return ShapeNetPart(name, config, categories, entries, identity, directory)
+    header = {"dataset": name, "fingerprint": identity, "config": config.generation_params()}
+    cache = ensure_cache(directory, header, jobs, lambda job: shape_files(job[0], job[1]),
+                         functools.partial(derive_shape, config, directory), workers=config.workers,
+                         checksum_all=config.checksum_all, desc=f"deriving {name} occupancy and parts")
+    return ShapeNetPart(name, config, categories, entries, identity, cache)

@@ -47,7 +47,7 @@ def build(config: SyntheticRoomsConfig, cache_dir: str | Path) -> SceneDataset:
     jobs = [(split, index) for split, size in sizes.items() for index in range(size)]
     header = {"dataset": NAME, "fingerprint": identity, "generator_version": GENERATOR_VERSION,
               "config": config.generation_params()}
-    prepare_cache(directory, header, jobs, functools.partial(_generate_files, config, directory), True, config,
-                  f"generating {NAME}")
+    cache = prepare_cache(directory, header, jobs, functools.partial(_generate_files, config, directory), True,
+                          config, f"generating {NAME}")
     scenes = {split: [f"{split}/{index:06d}" for index in range(size)] for split, size in sizes.items()}
-    return SceneDataset(scene_info(NAME, SCANNET20, identity), config, directory, scenes, has_mesh=True)
+    return SceneDataset(scene_info(NAME, SCANNET20, identity), config, cache, scenes, has_mesh=True)

@@ -4,7 +4,8 @@
 Layout: ``<split>/<index>.npz`` (all arrays of one shape) and ``<split>/<index>.ply`` (its mesh, for
 ``mesh_path``), plus ``manifest.json`` with the fingerprint, the generation parameters and, per file, its
 sha256, size and mtime. Files are written atomically; a missing or mismatching file has its shape
-regenerated, and a killed generation resumes where it stopped.
+regenerated, and a killed generation resumes where it stopped; a file that fails to read (damage under an
+unchanged size and mtime) has its shape regenerated when an item reads it.
 """
 from __future__ import annotations
 
@@ -12,7 +13,7 @@ import functools
 from pathlib import Path
 
 from harness import datacache
-from harness.datacache import MANIFEST, FileRecord, npz_bytes, ply_bytes, shape_files, write_atomic
+from harness.datacache import MANIFEST, FileRecord, VerifiedCache, npz_bytes, ply_bytes, shape_files, write_atomic
 from harness.datacache import sha256_file as _sha256
 
 from .config import GENERATOR_VERSION, SyntheticShapesConfig
@@ -45,13 +46,12 @@ def _generate_files(config: SyntheticShapesConfig, directory: Path, split: str, 
             ply: write_atomic(directory / ply, ply_bytes(arrays["vertices"], arrays["faces"]))}
 
 
-def ensure_cache(config: SyntheticShapesConfig, cache_root: str | Path) -> Path:
+def ensure_cache(config: SyntheticShapesConfig, cache_root: str | Path) -> VerifiedCache:
     """Verify the cache of ``config`` and (re)generate every shape whose files are missing or damaged."""
     directory = cache_directory(config, cache_root)
     header = {"dataset": NAME, "fingerprint": fingerprint(config), "generator_version": GENERATOR_VERSION,
               "config": config.generation_params()}
     jobs = [(split, index) for split, size in split_sizes(config).items() for index in range(size)]
-    datacache.ensure_cache(directory, header, jobs, lambda job: shape_files(*job),
-                           functools.partial(_generate_files, config, directory), workers=config.workers,
-                           checksum_all=config.checksum_all, desc=f"generating {NAME}")
-    return directory
+    return datacache.ensure_cache(directory, header, jobs, lambda job: shape_files(*job),
+                                  functools.partial(_generate_files, config, directory), workers=config.workers,
+                                  checksum_all=config.checksum_all, desc=f"generating {NAME}")

@@ -35,7 +35,7 @@ import numpy as np
 
 from harness import data as keys
 from harness.data import DatasetInfo, check_split
-from harness.datacache import SAMPLE_ARRAYS, CachedSplit, ItemSizes
+from harness.datacache import SAMPLE_ARRAYS, CachedSplit, ItemSizes, VerifiedCache
 
 from .cache import NAME, ensure_cache, fingerprint, shape_files, split_sizes
 from .config import SyntheticShapesConfig
@@ -58,9 +58,10 @@ class ShapeSplit(CachedSplit):
 class SyntheticShapes:
     """A built (generated and verified) synthetic shapes dataset."""
 
-    def __init__(self, config: SyntheticShapesConfig, directory: Path) -> None:
+    def __init__(self, config: SyntheticShapesConfig, cache: VerifiedCache) -> None:
         self.config = config
-        self.directory = directory
+        self.cache = cache
+        self.directory = cache.directory
         self.sizes = split_sizes(config)
         parts, parts_per_class = part_vocabulary(config.categories)
         self.info = DatasetInfo(
@@ -76,7 +77,7 @@ class SyntheticShapes:
 
     def split(self, name: str) -> ShapeSplit:
         check_split(self.info, name)
-        return ShapeSplit(NAME, name, self.sizes[name], self.config.seed, ItemSizes.of(self.config), self.directory)
+        return ShapeSplit(NAME, name, self.sizes[name], self.config.seed, ItemSizes.of(self.config), self.cache)
 
     def mesh_path(self, split: str, index: int) -> Path:
         check_split(self.info, split)
