@@ -4,17 +4,21 @@ Every registered component's config dataclass becomes a config-group option (``e
 with a ``name`` field added, so a third-party plugin needs no YAML. Profiles work through Hydra's
 defaults-list interpolation: ``optional encoder_profile: ${encoder}_${profile}`` selects the spec's
 profile overrides, which land before command-line overrides, so ``encoder.hidden=64`` still wins.
-Struct mode stays on: an unknown override key is an error naming it.
+Struct mode stays on: an unknown override key is an error naming it; a key added with ``+`` (which struct mode
+lets through) and a degenerate value are refused by :func:`check_run_config` before a run is recorded.
 """
 from __future__ import annotations
 
+import difflib
 import os
-from dataclasses import dataclass, field, make_dataclass
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field, fields, make_dataclass
 from typing import Any
 
 from hydra.core.config_store import ConfigStore
 from omegaconf import MISSING, DictConfig, OmegaConf
 
+from harness.config_checks import ConfigError, FieldError
 from harness.registry import Registry
 from harness.specs import ComponentSpec, Kind
 
@@ -24,6 +28,8 @@ ROOT_CONFIG = "harness"
 ROLES = (Kind.PROTOCOL, Kind.DATASET, Kind.ENCODER, Kind.DECODER)
 # Keys that say where results go, not what is computed: left out of a run's identity.
 NON_IDENTITY_KEYS = ("paths", "store", "force")
+# Seeds a run accepts: numpy's legacy seeding (np.random.seed) takes 0 .. 2**32 - 1, torch and Python take more.
+SEED_RANGE = (0, 2**32 - 1)
 
 
 def harness_home() -> str:
@@ -65,7 +71,7 @@ class HarnessConfig:
     decoder: Any = None
     compressor: Any = None
     profile: Any = MISSING
-    seed: int = 0
+    seed: int = 0  # in SEED_RANGE
     device: str = "cpu"  # cpu | cuda | cuda:N | auto (cuda when available)
     force: bool = False  # rerun even if this identity already succeeded
     paths: PathsConfig = field(default_factory=PathsConfig)
@@ -110,3 +116,45 @@ def identity_config(cfg: DictConfig) -> dict[str, Any]:
     for key in NON_IDENTITY_KEYS + ("hydra",):
         resolved.pop(key, None)
     return resolved
+
+
+def check_run_config(cfg: DictConfig, specs: Mapping[str, ComponentSpec]) -> None:
+    """Refuse a composed run config before anything is built or recorded: a key that its config lacks (one added
+    with ``+``, which struct mode lets through, would otherwise become part of a new run identity), a seed out of
+    :data:`SEED_RANGE`, and a value the component's config dataclass refuses in ``__post_init__`` (see
+    :mod:`harness.config_checks`). ``specs`` maps each role to its chosen spec (``harness.runner.resolve_specs``).
+    Raises :class:`ConfigError` with a one-line message naming the key."""
+    _check_keys(cfg, _root_keys(), "the run config")
+    for key, config_type in (("paths", PathsConfig), ("store", StoreConfig)):
+        _check_keys(cfg[key], _field_names(config_type), key)
+    _check_keys(cfg.profile, ["name"], f"profile {cfg.profile.name!r}")
+    low, high = SEED_RANGE
+    if not low <= cfg.seed <= high:
+        raise ConfigError(f"seed={cfg.seed}: must be in {low} .. {high} (numpy's seed range)")
+    for role, spec in specs.items():
+        owner = f"{role} {spec.name!r}"
+        _check_keys(cfg[role], _field_names(spec.config), owner, also=("name",))
+        try:
+            component_config(cfg, spec)  # builds the dataclass: its __post_init__ checks run
+        except FieldError as error:
+            raise ConfigError(f"{role}.{error.field}={error.value!r}: {error.requirement} ({owner})") from error
+        except ValueError as error:  # a plugin's own check that does not name a field
+            raise ConfigError(f"{owner}: {error}") from error
+
+
+def _field_names(config_type: type) -> list[str]:
+    return [f.name for f in fields(config_type)]
+
+
+def _root_keys() -> list[str]:
+    """The root config's keys; ``defaults`` and ``hydra`` are Hydra's, never in a composed config."""
+    return [name for name in _field_names(HarnessConfig) if name not in ("defaults", "hydra")]
+
+
+def _check_keys(node: DictConfig, names: Sequence[str], owner: str, also: Sequence[str] = ()) -> None:
+    """Every key of ``node`` is one of ``names`` (listed in the error) or ``also``; the error suggests the closest."""
+    for key in node:
+        if key not in names and key not in also:
+            close = difflib.get_close_matches(str(key), names, n=1)
+            hint = f" (did you mean {close[0]!r}?)" if close else ""
+            raise ConfigError(f"{owner} has no field {key!r}{hint}; its fields: {', '.join(names)}")

@@ -3,7 +3,9 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, fields
-from typing import Any
+from typing import Any, ClassVar
+
+from harness.config_checks import FieldError, require_choice, require_non_negative, require_positive
 
 
 SCHEDULES = ("constant", "cosine")
@@ -30,11 +32,20 @@ class TrainingConfig:
     validate_every: int = 10_000  # steps between validation checks (model selection)
     checkpoint_every: int = 1_000  # steps between resumable checkpoints
     workers: int = 0  # DataLoader workers
+    # True in a protocol config where steps=0 and epochs=0 validly mean "do not train" (e.g. an optional
+    # fine-tuning); a class attribute, not a field, so no part of the config a run's identity hashes
+    may_skip_training: ClassVar[bool] = False
 
     def __post_init__(self) -> None:
         # a profile or override may give whole epochs as an int; the recipes that key shared trained weights hash
         # this config, and must not tell 10 from 10.0 (the same schedule trained twice)
         self.epochs = float(self.epochs)
+        # refused when the config is built, before a run is recorded, rather than steps into its training
+        require_positive(self, "batch_size", "lr", "validate_every", "checkpoint_every")
+        require_non_negative(self, "steps", "epochs", "warmup_steps", "weight_decay", "workers")
+        require_choice(self, "schedule", SCHEDULES)
+        if self.steps == 0 and self.epochs == 0 and not self.may_skip_training:
+            raise FieldError("steps", self.steps, "must be > 0 unless epochs > 0 (no steps trains nothing)")
 
 
 # The smoke profile's schedule for every training protocol: a few steps, checked twice.
@@ -59,9 +70,7 @@ def schedule_fields(config: TrainingConfig) -> dict[str, Any]:
 def learning_rate(config: TrainingConfig, step: int) -> float:
     """The learning rate of optimiser step ``step`` (0-based): a pure function of the step, so a resumed run
     continues on exactly the same schedule. ``cosine`` decays from ``lr`` after the warm-up to 0 at the
-    last step (Loshchilov & Hutter's SGDR without restarts)."""
-    if config.schedule not in SCHEDULES:
-        raise ValueError(f"protocol.schedule={config.schedule!r}: expected one of {list(SCHEDULES)}")
+    last step (Loshchilov & Hutter's SGDR without restarts); ``config.schedule`` was checked when it was built."""
     if step < config.warmup_steps:
         return config.lr * (step + 1) / config.warmup_steps
     if config.schedule == "constant":

@@ -215,12 +215,7 @@ class SeriesCompressor:
     family: Family
 
     def __post_init__(self) -> None:
-        config = self.config
-        if config.fit not in FITS:
-            raise ValueError(f"fit={config.fit!r}: expected one of {FITS}")
-        if config.coefficient_bits == 1 or config.coefficient_bits < 0:
-            raise ValueError(f"coefficient_bits={config.coefficient_bits}: 0 (float) or at least 2 (BFP)")
-        self.settings = parse_settings(config.harmonics, "harmonics")
+        self.settings = parse_settings(self.config.harmonics, "harmonics")
 
     def compress(self, model: nn.Module) -> CompressionReport:
         config = self.config

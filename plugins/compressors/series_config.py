@@ -3,6 +3,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from harness.config_checks import FieldError, require_choice, require_positive
+
 FITS = ("gd", "lstsq")
 
 
@@ -17,6 +19,12 @@ class SeriesConfig:
     coefficient_bits: int = 0  # > 0: the coefficients are BFP at block size 1 with these bits (STE when training)
     exponent_bits: int = 7  # the exponent of each quantised coefficient (and activation)
     activations: bool = True  # with coefficient_bits > 0, also the layer inputs at the same bits (paper, App. C)
+
+    def __post_init__(self) -> None:
+        require_choice(self, "fit", FITS)
+        require_positive(self, "fit_steps", "fit_lr", "exponent_bits")
+        if self.coefficient_bits == 1 or self.coefficient_bits < 0:
+            raise FieldError("coefficient_bits", self.coefficient_bits, "0 (float) or at least 2 (BFP)")
 
     def describe(self) -> str:
         parts = [f"harmonics {self.harmonics}"]

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from harness.config_checks import require_positive
 from harness.specs import ComponentSpec, CompressorCaps, Kind
 
 ALL_LAYER_TYPES = ("Conv1d", "Conv2d", "Conv3d", "Linear")
@@ -24,6 +25,9 @@ class BFPConfig:
     layer_types: list[str] = field(default_factory=lambda: list(ALL_LAYER_TYPES))
     exempt_first: bool = False  # keep the model's first eligible layer in floating point
     exempt_last: bool = False  # ... and/or its last
+
+    def __post_init__(self) -> None:
+        require_positive(self, "block", "exponent_bits")
 
     def describe(self) -> str:
         what = "+".join(part for part, on in (("weights", self.weights), ("activations", self.activations)) if on)

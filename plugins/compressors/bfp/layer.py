@@ -66,8 +66,6 @@ class BFPCompressor:
         config = self.config
         if config.rounding not in ROUNDINGS:
             raise ValueError(f"bfp rounding={config.rounding!r}: expected one of {ROUNDINGS}")
-        if config.block < 1 or config.exponent_bits < 1:
-            raise ValueError(f"bfp block={config.block}, exponent_bits={config.exponent_bits}: both must be >= 1")
         self.settings = parse_settings(config.bits, "bits")
 
     def compress(self, model: nn.Module) -> CompressionReport:

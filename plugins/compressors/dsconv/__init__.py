@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from harness.config_checks import require_positive
 from harness.specs import ComponentSpec, CompressorCaps, Kind
 
 
@@ -18,6 +19,9 @@ class DSConvConfig:
     activations: bool = True  # quantise each quantised layer's input with BFP at the same bit-width
     exempt_first: bool = True  # keep the model's first conv layer in floating point
     linear: bool = False  # also quantise Linear layers (fully-connected layers stay float by default)
+
+    def __post_init__(self) -> None:
+        require_positive(self, "block")
 
     def describe(self) -> str:
         parts = [f"bits {self.bits}", f"block {self.block}"]

@@ -103,8 +103,6 @@ class DSConvCompressor:
     config: DSConvConfig
 
     def __post_init__(self) -> None:
-        if self.config.block < 1:
-            raise ValueError(f"dsconv block={self.config.block}: must be at least 1")
         self.settings = parse_settings(self.config.bits, "bits")
 
     def compress(self, model: nn.Module) -> CompressionReport:

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from harness.config_checks import require_non_negative
 from harness.specs import ComponentSpec, DecoderCaps, Kind
 
 
@@ -14,6 +15,9 @@ class ClassifierConfig:
     # width of the single hidden layer (the paper says only "a simple 2 layer MLP"); 0: one linear layer, the
     # usual head of an image or video classifier (ResNet, R3D)
     hidden: int = 256
+
+    def __post_init__(self) -> None:
+        require_non_negative(self, "hidden")
 
 
 SPEC = ComponentSpec(

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from harness.config_checks import require_non_negative, require_positive
 from harness.specs import ComponentSpec, DecoderCaps, Kind
 
 KINDS = ("unet", "mlp")
@@ -40,6 +41,11 @@ class ContextualiserConfig:
     mlp_hidden: list[int] = field(default_factory=lambda: [32, 32, 64, 64, 128])  # ``kind="mlp"`` widths
     detach: bool = True  # stop gradients into the input encoding (the encoder is frozen)
     knn_chunk: int = 512  # queries per kNN chunk
+
+    def __post_init__(self) -> None:
+        require_positive(self, "context_features", "scales", "channels", "neighbours", "strides", "share_planes",
+                         "mlp_hidden", "knn_chunk")
+        require_non_negative(self, "blocks", "decoder_blocks")
 
 
 SPEC = ComponentSpec(

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from harness.config_checks import require_non_negative, require_positive
 from harness.specs import ComponentSpec, DecoderCaps, Kind
 
 
@@ -15,6 +16,10 @@ class OccupancyConfig:
 
     hidden: int = 256  # width of the 1x1-conv point features
     blocks: int = 5  # conditional residual blocks
+
+    def __post_init__(self) -> None:
+        require_positive(self, "hidden")
+        require_non_negative(self, "blocks")
 
 
 SPEC = ComponentSpec(

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from harness.config_checks import require_positive
 from harness.specs import ComponentSpec, DecoderCaps, Kind
 
 
@@ -15,6 +16,9 @@ from harness.specs import ComponentSpec, DecoderCaps, Kind
 class PointSegmentationConfig:
     hidden: list[int] = field(default_factory=lambda: [256, 128])  # PointNet's segmentation MLP widths
     neighbours: int = 3  # encoded points interpolated per query
+
+    def __post_init__(self) -> None:
+        require_positive(self, "hidden", "neighbours")
 
 
 SPEC = ComponentSpec(

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from harness.config_checks import require_non_negative, require_positive
 from harness.specs import ComponentSpec, DecoderCaps, Kind
 
 
@@ -29,6 +30,10 @@ class SemanticConfig:
     relative_scale: float = 0.01
     hidden: list[int] = field(default_factory=lambda: [128, 64])  # logit MLP widths
     knn_chunk: int = 512  # queries per kNN chunk
+
+    def __post_init__(self) -> None:
+        require_positive(self, "neighbours", "relative_scale", "hidden", "knn_chunk")
+        require_non_negative(self, "position_channels", "attention_hidden")
 
 
 SPEC = ComponentSpec(

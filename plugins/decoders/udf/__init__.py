@@ -15,6 +15,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from harness.config_checks import require_non_negative, require_positive
 from harness.specs import ComponentSpec, DecoderCaps, Kind
 
 
@@ -38,6 +39,10 @@ class UDFConfig:
     # (False: the plain ReLU, whose predictions can all die at lr 1e-3; see model.non_negative)
     straight_through: bool = True
     knn_chunk: int = 512  # queries per kNN chunk (memory: at most chunk x N distances)
+
+    def __post_init__(self) -> None:
+        require_positive(self, "neighbours", "relative_scale", "hidden", "grid_hidden", "knn_chunk")
+        require_non_negative(self, "position_channels", "attention_hidden")
 
 
 SPEC = ComponentSpec(

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from harness.config_checks import require_positive
 from harness.specs import ComponentSpec, EncoderCaps, Kind
 
 # NDF's displacement of the 6 extra samples, in grid_sample's normalised [-1, 1] coordinates (0.0361 in the
@@ -27,6 +28,9 @@ class NDFConfig:
     channels: list[int] = field(default_factory=lambda: [16, 32, 64, 128, 128, 128])  # per stage; pool between
     displacement: float = DISPLACEMENT  # offset of the 6 displaced samples, normalised grid units
     half_extent: float = HALF_EXTENT  # the grid covers [-half_extent, half_extent]^3
+
+    def __post_init__(self) -> None:
+        require_positive(self, "resolution", "channels", "half_extent")
 
 
 def feature_dim(channels: list[int] | tuple[int, ...]) -> int:

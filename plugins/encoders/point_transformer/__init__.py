@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from harness.config_checks import require_non_negative, require_positive
 from harness.specs import ComponentSpec, EncoderCaps, Kind
 
 
@@ -27,6 +28,10 @@ class PointTransformerConfig:
     knn_tree: bool = True  # kNN of CPU tensors by KD-tree (pykdtree); False: the chunked torch search everywhere
     knn_chunk: int = 256  # queries per kNN chunk (memory: at most chunk x N distances)
     knn_block: int = 32  # points per block of the kNN's spatial pruning; <= 0: no pruning
+
+    def __post_init__(self) -> None:
+        require_positive(self, "channels", "neighbours", "strides", "share_planes", "knn_chunk")
+        require_non_negative(self, "blocks", "decoder_blocks")
 
 
 SPEC = ComponentSpec(

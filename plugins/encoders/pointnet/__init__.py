@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from harness.config_checks import require_positive
 from harness.specs import ComponentSpec, EncoderCaps, Kind
 
 
@@ -15,6 +16,9 @@ class PointNetConfig:
 
     hidden: int = 512  # width h of the residual blocks (the first linear maps 3 -> 2h)
     code_size: int = 512  # size c of the global code
+
+    def __post_init__(self) -> None:
+        require_positive(self, "hidden", "code_size")
 
 
 SPEC = ComponentSpec(

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from harness.config_checks import require_positive
 from harness.specs import ComponentSpec, EncoderCaps, Kind
 
 
@@ -19,6 +20,9 @@ class R3DConfig:
     # standardise each clip per channel before the stem (see plugins/encoders/standardise.py); the paper normalises
     # with the dataset's mean and standard deviation instead
     standardise: bool = False
+
+    def __post_init__(self) -> None:
+        require_positive(self, "base_width")
 
 
 SPEC = ComponentSpec(

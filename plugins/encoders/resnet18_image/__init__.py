@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from harness.config_checks import require_positive
 from harness.specs import ComponentSpec, EncoderCaps, Kind
 
 
@@ -18,6 +19,9 @@ class ResNet18ImageConfig:
     # a local backbone state dict (see model.ResNet18Backbone for its key names), e.g. ImageNet weights;
     # empty: trained from scratch (nothing can be downloaded)
     weights: str = ""
+
+    def __post_init__(self) -> None:
+        require_positive(self, "code_size", "base_width")
 
 
 SPEC = ComponentSpec(

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from harness.config_checks import require_positive
 from harness.specs import ComponentSpec, EncoderCaps, Kind
 
 
@@ -20,6 +21,9 @@ class ResNetCifarConfig:
     # standardise each image per channel before the stem (see plugins/encoders/standardise.py); the paper
     # subtracts the per-pixel mean of the training set instead
     standardise: bool = False
+
+    def __post_init__(self) -> None:
+        require_positive(self, "depth", "base_width")
 
 
 SPEC = ComponentSpec(

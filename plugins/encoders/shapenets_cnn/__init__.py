@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from harness.config_checks import require_non_negative, require_positive
 from harness.specs import ComponentSpec, EncoderCaps, Kind
 
 
@@ -20,6 +21,10 @@ class ShapeNetsCNNConfig:
     filters3: int = 512  # 4^3 filters, stride 1
     hidden1: int = 1200  # units of the first fully connected layer
     hidden2: int = 4000  # units of the second one (the feature size); 0: no second layer, the feature is hidden1
+
+    def __post_init__(self) -> None:
+        require_positive(self, "filters1", "filters2", "filters3", "hidden1")
+        require_non_negative(self, "hidden2")
 
 
 SPEC = ComponentSpec(

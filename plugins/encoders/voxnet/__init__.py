@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from harness.config_checks import require_positive
 from harness.specs import ComponentSpec, EncoderCaps, Kind
 
 
@@ -18,6 +19,9 @@ class VoxNetConfig:
     filters: int = 32  # filters of both convolutions
     hidden: int = 128  # units of the fully connected layer: the feature size
     dropout: bool = True  # the paper's dropout (0.2 after conv1, 0.3 after the pool, 0.4 after the hidden layer)
+
+    def __post_init__(self) -> None:
+        require_positive(self, "filters", "hidden")
 
 
 SPEC = ComponentSpec(
