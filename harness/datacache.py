@@ -25,7 +25,7 @@ import os
 import time
 import zipfile
 import zlib
-from collections import OrderedDict
+from collections import Counter, OrderedDict
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence, Sized
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from contextlib import contextmanager
@@ -120,6 +120,30 @@ def split_by_fractions(ids: Sequence[str], fractions: Mapping[str, float], seed:
         parts[name] = sorted(order[start:start + count])
         start += count
     return parts
+
+
+SHOWN_OVERLAPS = 5  # items named in the message about items listed in several splits
+
+
+def check_disjoint_splits(dataset: str, splits: Mapping[str, Iterable[str]], strict: bool, lists: str) -> None:
+    """Warn (``strict``: raise a ValueError with the same text) when an item id is in more than one split of
+    ``splits`` (split -> item ids, as read from ``lists``, which the message names): an item trained on and
+    tested on inflates every score, and only the user can say which split it belongs to."""
+    owners: dict[str, list[str]] = {}
+    for split, ids in splits.items():
+        for item in dict.fromkeys(ids):  # an id repeated within one split is not in two splits
+            owners.setdefault(item, []).append(split)
+    shared = {item: found for item, found in owners.items() if len(found) > 1}
+    if not shared:
+        return
+    pairs = Counter(" & ".join(found) for found in shared.values())
+    examples = ", ".join(f"{item} ({' & '.join(found)})" for item, found in list(shared.items())[:SHOWN_OVERLAPS])
+    message = (f"{dataset}: items listed in more than one split of {lists}: {len(shared)} "
+               f"({', '.join(f'{count} in {pair}' for pair, count in pairs.items())}), e.g. {examples}; "
+               f"dataset.strict_splits=true refuses such lists")
+    if strict:
+        raise ValueError(message)
+    log.warning(message)
 
 
 def check_index(info: keys.DatasetInfo, splits: Mapping[str, Sized], split: str, index: int) -> None:

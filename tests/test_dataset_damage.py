@@ -3,6 +3,7 @@ shapes missing a source file, PLY faces given as triangle strips."""
 from __future__ import annotations
 
 import dataclasses
+import json
 import logging
 import os
 import pickle
@@ -10,24 +11,31 @@ import re
 import shutil
 import struct
 import zipfile
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
+from harness_plugins.datasets.modelnet40 import ModelNet40ResampledConfig
+from harness_plugins.datasets.modelnet40.dataset import build_resampled
+from harness_plugins.datasets.scannet import ScanNetConfig
+from harness_plugins.datasets.scannet.dataset import build as build_scannet
 from harness_plugins.datasets.scenenn import SceneNNConfig
 from harness_plugins.datasets.scenenn.dataset import build as build_scenenn
 from harness_plugins.datasets.shapenet_onet import ShapeNetONetConfig
 from harness_plugins.datasets.shapenet_onet.dataset import build as build_onet
+from harness_plugins.datasets.shapenetpart import ShapeNetPartConfig
+from harness_plugins.datasets.shapenetpart.dataset import build as build_part
 from harness_plugins.datasets.synthetic_shapes import SyntheticShapesConfig
 from harness_plugins.datasets.synthetic_shapes.dataset import build as build_shapes
 
 from harness import datacache
 from harness.datacache import DataFileError, read_arrays, shape_files
-from tests.test_real_datasets import REAL, TABLE, needs_real
+from tests.test_real_datasets import REAL, TABLE, needs_real, write_onet, write_part_benchmark, write_resampled
 from tests.test_real_datasets import SMALL as REAL_SMALL
 from tests.test_scene_datasets import SMALL as SCENE_SMALL
-from tests.test_scene_datasets import write_scenenn
+from tests.test_scene_datasets import write_raw_scannet, write_scenenn
 
 # two categories, one shape of each per split: the smallest cache with every split
 TWO = SyntheticShapesConfig(categories=["mug", "bottle"], train_per_class=1, val_per_class=1, test_per_class=1,
@@ -142,3 +150,78 @@ def test_a_garbled_derived_onet_npz_is_derived_again_when_read(tmp_path, caplog)
     assert all(torch.equal(item[k], expected[k]) for k in expected)
     assert (damaged.directory / name).read_bytes() == (clean.directory / name).read_bytes()
     assert [str(damaged.directory / name) in r.getMessage() for r in caplog.records] == [True]
+
+
+# ----- 2. an item listed in several splits --------------------------------------------------------------------
+
+
+def test_items_in_several_splits_are_counted_and_named():
+    splits = {"train": ["a", "b", "c", "d", "e", "f", "g", "g"], "val": ["b", "h"],
+              "test": ["a", "c", "d", "e", "f", "g"]}
+    message = ("toy: items listed in more than one split of lists.txt: 7 (6 in train & test, 1 in train & val), e.g. "
+               "a (train & test), b (train & val), c (train & test), d (train & test), e (train & test); "
+               "dataset.strict_splits=true refuses such lists")
+    with pytest.raises(ValueError, match=f"^{re.escape(message)}$"):
+        datacache.check_disjoint_splits("toy", splits, True, "lists.txt")
+    datacache.check_disjoint_splits("toy", {"train": ["a", "a"], "test": ["b"]}, True, "lists.txt")  # disjoint
+
+
+def onet_lists(root: Path) -> tuple[Callable, object, str]:
+    write_onet(root)
+    lists = {"train": ["model0", "model1"], "val": ["model2", "model1"], "test": ["model3", "model0"]}
+    for split, models in lists.items():
+        (root / "03001627" / f"{split}.lst").write_text("\n".join(models) + "\n")
+    return build_onet, ShapeNetONetConfig(root=str(root), **REAL_SMALL), (
+        f"shapenet_onet: items listed in more than one split of {root}/<synset>/{{train,val,test}}.lst: 2 "
+        f"(1 in train & test, 1 in train & val), e.g. 03001627/model0 (train & test), 03001627/model1 (train & val)")
+
+
+def part_lists(root: Path) -> tuple[Callable, object, str]:
+    data = write_part_benchmark(root, official=True)
+    listing = data / "train_test_split" / "shuffled_test_file_list.json"
+    listing.write_text(json.dumps(json.loads(listing.read_text()) + ["shape_data/03001627/62700000"]))
+    return build_part, ShapeNetPartConfig(root=str(root)), (
+        f"shapenetpart: items listed in more than one split of "
+        f"{data}/train_test_split/shuffled_{{train,val,test}}_file_list.json: 1 (1 in train & test), e.g. "
+        f"03001627/62700000 (train & test)")
+
+
+def scannet_lists(root: Path) -> tuple[Callable, object, str]:
+    for k, scene in enumerate(["scene0001_00", "scene0002_00", "scene0003_00"]):
+        write_raw_scannet(root, scene, shift=float(k))
+    (root / "scannetv2_train.txt").write_text("scene0001_00\nscene0002_00\n")
+    (root / "scannetv2_val.txt").write_text("scene0003_00\nscene0002_00\n")
+    return build_scannet, ScanNetConfig(root=str(root), **SCENE_SMALL), (
+        f"scannet: items listed in more than one split of {root}/scannetv2_train.txt and {root}/scannetv2_val.txt: "
+        f"1 (1 in train & val), e.g. scene0002_00 (train & val)")
+
+
+def scenenn_lists(root: Path) -> tuple[Callable, object, str]:
+    for k in range(4):
+        write_scenenn(root, f"{k:03d}", nested=False)
+    (root / "train.txt").write_text("000\n001\n002\n")
+    (root / "test.txt").write_text("002\n003\n")
+    return build_scenenn, SceneNNConfig(root=str(root), **SCENE_SMALL), (
+        f"scenenn: items listed in more than one split of {root}/train.txt and {root}/test.txt: 1 (1 in train & test), "
+        f"e.g. 002 (train & test)")
+
+
+def resampled_lists(root: Path) -> tuple[Callable, object, str]:
+    write_resampled(root)
+    with open(root / "modelnet40_test.txt", "a") as listing:
+        listing.write("cone_0001\nnight_stand_0004\n")
+    return build_resampled, ModelNet40ResampledConfig(root=str(root), input_points=16), (
+        f"modelnet40_resampled: items listed in more than one split of {root}/modelnet40_train.txt and "
+        f"{root}/modelnet40_test.txt: 2 (2 in train & test), e.g. cone_0001 (train & test), "
+        f"night_stand_0004 (train & test)")
+
+
+@pytest.mark.parametrize("layout", [onet_lists, part_lists, scannet_lists, scenenn_lists, resampled_lists])
+def test_items_in_several_split_lists_warn_or_are_refused(layout, tmp_path, caplog):
+    build, config, text = layout(tmp_path / "data")
+    message = f"{text}; dataset.strict_splits=true refuses such lists"
+    with pytest.raises(ValueError, match=f"^{re.escape(message)}$"):
+        build(dataclasses.replace(config, strict_splits=True), tmp_path / "strict")
+    with caplog.at_level(logging.WARNING, logger="harness.datacache"):
+        build(config, tmp_path / "warned")  # accepted, as before, but not silently
+    assert [r.getMessage() for r in caplog.records] == [message]

@@ -45,9 +45,9 @@ import numpy as np
 
 from harness import data as keys
 from harness.data import DatasetInfo, check_split
-from harness.datacache import (DataFileError, FileRecord, SeededSplit, VerifiedCache, check_fields, check_index,
-                               ensure_cache, npz_bytes, ply_bytes, read_arrays, shape_files, split_by_fractions,
-                               split_counts, write_atomic)
+from harness.datacache import (DataFileError, FileRecord, SeededSplit, VerifiedCache, check_disjoint_splits,
+                               check_fields, check_index, ensure_cache, npz_bytes, ply_bytes, read_arrays, shape_files,
+                               split_by_fractions, split_counts, write_atomic)
 
 # ----- vocabularies ------------------------------------------------------------------------------------------
 
@@ -162,11 +162,13 @@ def assign_splits(name: str, layout: str, root: Path, scenes: Mapping[str, Any],
     """Each split's scene ids, what the split came from (for the fingerprint), and the list files used.
 
     With both list files in ``root`` (``lists``: "train" and the held-out list's split name -> file name), the
-    held-out list is the test split and val is carved from the train list; otherwise a seeded split of the
-    scenes found, by ``config.split_fractions``."""
+    held-out list is the test split and val is carved from the train list (a scene in both lists is a warning, or
+    an error with ``config.strict_splits``); otherwise a seeded split of the scenes found, by
+    ``config.split_fractions``."""
     paths = {split: root / file for split, file in lists.items()}
     if all(path.is_file() for path in paths.values()):
         listed = {split: read_id_list(path) for split, path in paths.items()}
+        check_disjoint_splits(name, listed, config.strict_splits, " and ".join(str(path) for path in paths.values()))
         missing = [scene for ids in listed.values() for scene in ids if scene not in scenes]
         if missing:
             raise FileNotFoundError(f"{name}: {len(missing)} scenes of the split lists have no files in {root}, "

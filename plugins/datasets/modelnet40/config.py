@@ -64,6 +64,7 @@ class ModelNet40ResampledConfig(ModelNetFields):
     normalize: bool = True  # centre on the centroid and scale into the unit sphere, as PointNet++
     # leave out listed shapes whose files are absent (a partial download) instead of failing
     skip_missing: bool = False
+    strict_splits: bool = False  # a shape id in both list files: refuse the lists (default: warn)
 
     def validate(self) -> None:
         """Raise a ValueError naming the first bad field."""

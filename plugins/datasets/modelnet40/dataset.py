@@ -28,8 +28,8 @@ import numpy as np
 from harness import data as keys
 from harness.data import DatasetInfo, check_split
 from harness.datacache import (CachedSplit, DataFileError, FileRecord, ItemSizes, SeededSplit, VerifiedCache,
-                               check_index, clean_mesh, ensure_cache, file_stats, fingerprint, npz_bytes,
-                               numbered_lines, plain_copy, ply_bytes, read_table, require_root, shape_files,
+                               check_disjoint_splits, check_index, clean_mesh, ensure_cache, file_stats, fingerprint,
+                               npz_bytes, numbered_lines, plain_copy, ply_bytes, read_table, require_root, shape_files,
                                split_by_fractions, unit_sphere, write_atomic)
 
 from .config import (LOADER_VERSION, MESH_LAYOUT, RESAMPLED_LAYOUT, ModelNet40Config, ModelNet40ResampledConfig,
@@ -187,11 +187,13 @@ def discover_resampled(root: Path, config: ModelNet40ResampledConfig
     available = [text.strip() for _, text in numbered_lines(names_file)]
     classes = choose_classes(RESAMPLED, available, config, str(names_file))
     found: dict[str, list[Entry]] = {}
+    listed: dict[str, list[str]] = {}
     missing: list[Path] = []
     for split, list_file in lists.items():
-        found[split] = []
+        found[split], listed[split] = [], []
         for number, text in numbered_lines(list_file):
             shape_id = text.strip()
+            listed[split].append(shape_id)
             name = shape_id.rpartition("_")[0]
             if name not in available:
                 raise DataFileError(list_file, f"shape id {shape_id!r}: its class {name!r} is not in "
@@ -199,6 +201,7 @@ def discover_resampled(root: Path, config: ModelNet40ResampledConfig
             path = root / name / f"{shape_id}.txt"
             if name in classes:
                 (found[split] if path.is_file() else missing).append((path, classes.index(name)))
+    check_disjoint_splits(RESAMPLED, listed, config.strict_splits, " and ".join(str(path) for path in lists.values()))
     if missing and not config.skip_missing:
         raise FileNotFoundError(f"{RESAMPLED}: {len(missing)} listed shapes have no file, e.g. {missing[0][0]}; "
                                 f"set dataset.skip_missing=true to leave them out")

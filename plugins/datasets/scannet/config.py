@@ -25,6 +25,7 @@ class ScanNetConfig(SceneSampling):
     val_fraction: float = 0.1
     # without them: the scenes found, split by a seeded hash of their ids
     split_fractions: dict[str, float] = field(default_factory=lambda: {"train": 0.7, "val": 0.1, "test": 0.2})
+    strict_splits: bool = False  # a scene in both official lists: refuse them (default: warn)
 
     def validate(self) -> None:
         """Raise a ValueError naming the first bad field."""

@@ -26,6 +26,7 @@ class SceneNNConfig(SceneSampling):
     # of 76 scans, with 6 of the 56 as val); with them, val_fraction of train.txt is carved out as val
     split_fractions: dict[str, float] = field(default_factory=lambda: {"train": 50, "val": 6, "test": 20})
     val_fraction: float = 0.1
+    strict_splits: bool = False  # a scene in both train.txt and test.txt: refuse the lists (default: warn)
 
     def vocabulary(self) -> tuple[tuple[str, ...], dict[int, int]]:
         """The class names and raw id -> label mapping in use."""

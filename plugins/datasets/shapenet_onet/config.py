@@ -31,6 +31,7 @@ class ONetFields:
     occupancy_from: list[str] = field(default_factory=lambda: list(SOURCES))
     # for a synset without {train,val,test}.lst: its models split by a seeded hash of their ids
     split_fractions: dict[str, float] = field(default_factory=lambda: {"train": 0.7, "val": 0.1, "test": 0.2})
+    strict_splits: bool = False  # a model listed in two .lst files: refuse the lists (default: warn)
     seed: int = 0
     image_size: int = 224  # side the 137-pixel views are resized to (ONet's ResNet input)
     n_views: int = 24  # views per shape in img_choy2016

@@ -34,10 +34,10 @@ import yaml
 
 from harness import data as keys
 from harness.data import SPLITS, DatasetInfo, check_split
-from harness.datacache import (DataFileError, FileRecord, ItemSizes, SampledSplit, VerifiedCache, check_index,
-                               clean_mesh, ensure_cache, file_stats, fingerprint, fit_checked, load_npz,
-                               numbered_lines, plain_copy, read_mesh, read_verified, require_root, split_by_fractions,
-                               write_fitted_shape)
+from harness.datacache import (DataFileError, FileRecord, ItemSizes, SampledSplit, VerifiedCache,
+                               check_disjoint_splits, check_index, clean_mesh, ensure_cache, file_stats, fingerprint,
+                               fit_checked, load_npz, numbered_lines, plain_copy, read_mesh, read_verified,
+                               require_root, split_by_fractions, write_fitted_shape)
 
 from .binvox import read_binvox
 from .config import LAYOUT, LOADER_VERSION, MESH_LAYOUT, ShapeNetONetConfig
@@ -266,10 +266,14 @@ def build(config: ShapeNetONetConfig, cache_dir: str | Path) -> ShapeNetONet:
                                 f"layout: {MESH_LAYOUT}")
     metadata = load_metadata(root)
     synsets = choose_synsets(root, metadata, config)
+    listed = {synset: split_models(root, synset, config) for synset in synsets}
+    check_disjoint_splits(NAME, {split: [f"{synset}/{model}" for synset, (models, _) in listed.items()
+                                         for model in models[split]] for split in SPLITS},
+                          config.strict_splits, f"{root}/<synset>/{{train,val,test}}.lst")
     shapes: dict[str, list[Shape]] = {split: [] for split in SPLITS}
     split_sources = {}
     for label, synset in enumerate(synsets):
-        models, split_sources[synset] = split_models(root, synset, config)
+        models, split_sources[synset] = listed[synset]
         for split, ids in models.items():
             shapes[split] += [Shape(synset, model, label,
                                     occupancy_source(root, mesh_root, f"{synset}/{model}", config)) for model in ids]

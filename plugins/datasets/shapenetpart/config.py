@@ -58,6 +58,7 @@ class PartFields:
     normalize: bool = True  # centre on the centroid and scale into the unit sphere, as PointNet++
     # without the official split lists: each category's shapes split by a seeded hash of their ids
     split_fractions: dict[str, float] = field(default_factory=lambda: {"train": 0.7, "val": 0.1, "test": 0.2})
+    strict_splits: bool = False  # a shape in two of the official split lists: refuse the lists (default: warn)
     seed: int = 0
     # ShapeNetCore.v2 (MESH_LAYOUT): when set, items are the implicit task's, with occupancy and part labels
     # of query points derived from each shape's mesh (clouds then always take ONet's box normalisation, as

@@ -39,15 +39,16 @@ import numpy as np
 from harness import data as keys
 from harness.data import SPLITS, DatasetInfo, check_split
 from harness.datacache import (CachedSplit, DataFileError, FileRecord, ItemSizes, SeededSplit, VerifiedCache,
-                               check_index, clean_mesh, ensure_cache, file_stats, fingerprint, fit_checked,
-                               numbered_lines, plain_copy, read_mesh, read_table, require_root, shape_files,
-                               split_by_fractions, unit_sphere, write_fitted_shape)
+                               check_disjoint_splits, check_index, clean_mesh, ensure_cache, file_stats, fingerprint,
+                               fit_checked, numbered_lines, plain_copy, read_mesh, read_table, require_root,
+                               shape_files, split_by_fractions, unit_sphere, write_fitted_shape)
 
 from .config import (BENCHMARK, CATEGORIES, LAYOUT, LOADER_VERSION, MESH_LAYOUT, SYNSETS, ShapeNetPartConfig,
                      ShapeNetPartImplicitConfig, part_vocabulary)
 
 NAME = "shapenetpart"
-LIST_FILES = {split: f"train_test_split/shuffled_{split}_file_list.json" for split in SPLITS}
+LIST_FILE = "train_test_split/shuffled_{split}_file_list.json"
+LIST_FILES = {split: LIST_FILE.format(split=split) for split in SPLITS}
 
 Entry = tuple[Path, int]  # a shape's file and its category index
 PartRange = tuple[int, int]  # a category's lowest and highest global part id
@@ -90,6 +91,9 @@ def discover(data: Path, categories: list[str], config: ShapeNetPartConfig) -> t
         entries = {split: [(data / synset / f"{shape}.txt", wanted[synset])
                            for synset, shape in read_split_list(path) if synset in wanted]
                    for split, path in lists.items()}
+        check_disjoint_splits(NAME, {split: [f"{path.parent.name}/{path.stem}" for path, _ in items]
+                                     for split, items in entries.items()}, config.strict_splits,
+                              str(data / LIST_FILE.format(split="{train,val,test}")))
         missing = [path for items in entries.values() for path, _ in items if not path.is_file()]
         if missing:
             raise FileNotFoundError(f"{NAME}: {len(missing)} shapes of the split lists have no file, e.g. {missing[0]}")
