@@ -6,10 +6,18 @@ a failing combination is recorded and the bench moves on. The leaderboards are r
 """
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import multiprocessing
-from concurrent.futures import ProcessPoolExecutor
+import multiprocessing.connection
+import os
+import signal
+import threading
+import time
+from collections import deque
+from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
+from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterator, Sequence
@@ -20,7 +28,7 @@ from hydra.core.global_hydra import GlobalHydra
 from harness.compat import mismatches
 from harness.config import ROOT_CONFIG, register_configs
 from harness.registry import Registry
-from harness.runner import RunFailed, RunOutcome, execute
+from harness.runner import Interrupted, RunFailed, RunOutcome, execute, interrupts_raised
 from harness.specs import BenchVariant, ComponentSpec, Kind
 from harness.store import Store
 from harness.timing import PHASES, TIME_SPLIT
@@ -111,6 +119,30 @@ def compose_config(overrides: Sequence[str]):
         return compose(config_name=ROOT_CONFIG, overrides=list(overrides))
 
 
+class BenchStopped(Exception):
+    """SIGINT or SIGTERM stopped the bench: no run was started after it, the runs in flight were recorded as
+    interrupted, and ``results`` holds every run's outcome so far (``not started`` for the rest)."""
+
+    def __init__(self, results: list[BenchResult], signum: int) -> None:
+        super().__init__(f"bench stopped by {signal.Signals(signum).name}")
+        self.results, self.signum = results, signum
+
+    @property
+    def exit_code(self) -> int:
+        return 128 + self.signum
+
+
+NOT_STARTED = "not started"
+INTERRUPTED = "interrupted"
+
+
+def bench_store_url(extra: Sequence[str]) -> str:
+    """The store the bench's runs record into: a ``store.url=`` override among ``extra``, else the default."""
+    from harness.config import default_store_url
+
+    return next((o.split("=", 1)[1] for o in extra if o.startswith("store.url=")), default_store_url())
+
+
 def run_bench(registry: Registry, profile: str = "quick", seeds: int = 1, force: bool = False,
               protocols: Sequence[str] = (), extra: Sequence[str] = (),
               jobs: int = 1) -> list[BenchResult]:
@@ -118,28 +150,112 @@ def run_bench(registry: Registry, profile: str = "quick", seeds: int = 1, force:
     raised. ``jobs`` > 1 runs that many at once in worker processes (with the installed plugins), the torch
     threads shared out among them: small models keep one core busy with Python and data loading rather than
     with maths, so two single-threaded runs finish sooner than two two-threaded ones in turn. Runs that need
-    the same dataset or trained weights wait for whichever builds them first (both caches are locked)."""
+    the same dataset or trained weights wait for whichever builds them first (both caches are locked).
+
+    SIGINT or SIGTERM stops it (:class:`BenchStopped`): nothing more starts, the runs in flight are interrupted
+    and recorded as such (a rerun resumes them). A worker that dies fails its run (its row is marked
+    interrupted) and the bench goes on with a fresh worker."""
     register_configs(registry)
     todo = [(combination, seed) for combination in combinations(registry)
             if not protocols or combination.protocol in protocols for seed in range(seeds)]
     log.info("bench: %d runs (%d seed(s) each), profile %s, %d at a time", len(todo), seeds, profile, jobs)
     overrides = [combination.overrides() + [f"profile={profile}", f"seed={seed}", f"force={force}", *extra]
                  for combination, seed in todo]
-    if jobs <= 1:
-        outcomes = [_run_one(registry, chosen) for chosen in overrides]
-    else:
-        import torch
+    outcomes: list[tuple[RunOutcome | None, str]] = [(RunOutcome(NOT_STARTED, ""), "")] * len(todo)
+    try:
+        if jobs <= 1:
+            _run_in_turn(registry, overrides, outcomes)
+        else:
+            _run_in_workers(overrides, outcomes, jobs, bench_store_url(extra))
+    except BenchStopped as stopped:
+        stopped.results = _results(todo, outcomes)
+        raise
+    return _results(todo, outcomes)
 
-        threads = max(1, torch.get_num_threads() // jobs)
-        context = multiprocessing.get_context("spawn")  # fork could deadlock on torch's threads
-        with ProcessPoolExecutor(jobs, mp_context=context, initializer=_start_worker, initargs=(threads,)) as pool:
-            outcomes = list(pool.map(_run_in_worker, overrides))
+
+def _results(todo: Sequence[tuple[Combination, int]],
+             outcomes: Sequence[tuple[RunOutcome | None, str]]) -> list[BenchResult]:
     results = []
     for (combination, seed), (outcome, error) in zip(todo, outcomes):
         results.append((combination, outcome, error))
         if outcome is not None:
             log.info("%s seed=%d: %s", combination, seed, outcome.status)
     return results
+
+
+def _run_in_turn(registry: Registry, overrides: Sequence[list[str]],
+                 outcomes: list[tuple[RunOutcome | None, str]]) -> None:
+    """One run after another in this process; a signal between or during runs stops the bench."""
+    index = 0
+    try:
+        with interrupts_raised():
+            for index, chosen in enumerate(overrides):
+                outcomes[index] = _run_one(registry, chosen)
+    except Interrupted as exc:
+        if outcomes[index][0] is not None and outcomes[index][0].status == NOT_STARTED:  # stopped inside that run
+            outcomes[index] = (RunOutcome(INTERRUPTED, ""), str(exc))
+        raise BenchStopped([], exc.signum) from exc
+
+
+def _run_in_workers(overrides: Sequence[list[str]], outcomes: list[tuple[RunOutcome | None, str]], jobs: int,
+                    store_url: str) -> None:
+    """At most ``jobs`` runs at a time in worker processes, each submitted only when a worker is free, so a stop
+    leaves nothing queued. On SIGINT/SIGTERM the workers get SIGTERM (their runs record the interruption) and are
+    waited for; a dead worker's runs are failed and a fresh pool takes the rest."""
+    import torch
+
+    threads = max(1, torch.get_num_threads() // jobs)
+    context = multiprocessing.get_context("spawn")  # fork could deadlock on torch's threads
+    stop: list[int] = []
+
+    def on_signal(signum: int, frame: Any) -> None:
+        if not stop:
+            stop.append(signum)
+            log.warning("%s: starting no more runs; interrupting the runs in flight", signal.Signals(signum).name)
+            for child in multiprocessing.active_children():
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(child.pid, signal.SIGTERM)
+
+    pending = deque(range(len(overrides)))
+    previous = {signum: signal.signal(signum, on_signal) for signum in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        while pending and not stop:
+            with ProcessPoolExecutor(jobs, mp_context=context, initializer=_start_worker,
+                                     initargs=(threads,)) as pool:
+                running: dict[Future, int] = {}
+                broken = False
+                while not broken and ((pending and not stop) or running):
+                    while pending and not stop and len(running) < jobs:
+                        index = pending.popleft()
+                        running[pool.submit(_run_in_worker, overrides[index])] = index
+                    done, _ = wait(running, timeout=0.5, return_when=FIRST_COMPLETED)
+                    for future in done:
+                        outcome = outcomes[running.pop(future)] = _worker_outcome(future)
+                        broken = broken or outcome[1] == WORKER_DIED
+                if broken:  # the pool ended every worker: the runs in flight share the dead one's fate
+                    wait(running)
+                    for future, index in running.items():
+                        outcomes[index] = _worker_outcome(future)
+            if broken:
+                Store(store_url).mark_stale()
+    finally:
+        for signum, action in previous.items():
+            signal.signal(signum, action)
+    if stop:
+        Store(store_url).mark_stale()  # a run whose worker died before it could record the interruption
+        raise BenchStopped([], stop[0])
+
+
+WORKER_DIED = "its worker process died (the run is marked interrupted; a rerun resumes it)"
+
+
+def _worker_outcome(future: Future) -> tuple[RunOutcome | None, str]:
+    try:
+        return future.result()
+    except BrokenProcessPool:
+        return None, WORKER_DIED
+    except Interrupted as exc:
+        return RunOutcome(INTERRUPTED, ""), str(exc)
 
 
 def _run_one(registry: Registry, overrides: list[str]) -> tuple[RunOutcome | None, str]:
@@ -159,17 +275,33 @@ _worker_registry: Registry | None = None
 
 
 def _start_worker(threads: int) -> None:
-    """A bench worker process: its logging, its share of the torch threads and its registry."""
+    """A bench worker process: its logging, its share of the torch threads and its registry. It leaves Ctrl-C to
+    its parent (which stops the bench and sends SIGTERM, that a run records as its interruption) and ends when the
+    parent does, however that dies."""
     global _worker_registry
     import torch
 
     from harness.cli import setup_logging
     from harness.registry import default_registry
 
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    threading.Thread(target=_end_with_parent, daemon=True).start()
     setup_logging()
     torch.set_num_threads(threads)
     _worker_registry = default_registry()
     register_configs(_worker_registry)
+
+
+def _end_with_parent(grace_s: float = 60.0) -> None:
+    """Wait for the parent process to end; then SIGTERM this worker (a run in progress records its interruption)
+    and, should it still be alive after ``grace_s``, exit."""
+    parent = multiprocessing.parent_process()
+    if parent is None:
+        return
+    multiprocessing.connection.wait([parent.sentinel])
+    os.kill(os.getpid(), signal.SIGTERM)
+    time.sleep(grace_s)
+    os._exit(128 + signal.SIGTERM)
 
 
 def _run_in_worker(overrides: list[str]) -> tuple[RunOutcome | None, str]:
@@ -208,7 +340,7 @@ def report_timing(results: Sequence[BenchResult], store_url: str, path: Path) ->
     """Log the bench's :func:`bench_timing` table and write it to ``path`` as JSON; returns its rows."""
     from tabulate import tabulate
 
-    rows = bench_timing(results, Store(store_url))
+    rows = bench_timing(results, Store(store_url, read_only=True))
     table = [[_cell(column, value) for column, value in row.items()] for row in rows]
     log.info("where the bench's time went (seconds):\n%s", tabulate(table, headers=list(rows[0]) if rows else []))
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -222,11 +354,13 @@ def _cell(column: str, value: Any) -> Any:
     return f"{value:.1f}" if column in TIME_COLUMNS else value
 
 
-def regenerate_leaderboards(registry: Registry, store_url: str, out_dir: Path) -> list[Path]:
-    """Render ``out_dir/<protocol>.md`` for every registered protocol from the store, and ``out_dir/findings.md``
-    judging every protocol's declared claims."""
+def regenerate_leaderboards(registry: Registry, store_url: str, out_dir: Path, allow_shrink: bool = False) -> list[Path]:
+    """Render ``out_dir/<protocol>.md`` for every registered protocol from the store (opened read-only: a
+    mistyped URL is an error, never a new empty store), and ``out_dir/findings.md`` judging every protocol's
+    declared claims. A page that would lose measured rows is kept unless ``allow_shrink``
+    (:class:`harness.leaderboard.PagesWouldShrink`, raised after the other pages are written)."""
     from harness.findings import FINDINGS_PAGE, judge_claims, render_findings
-    from harness.leaderboard import ProtocolBoard, render_leaderboards
+    from harness.leaderboard import Page, ProtocolBoard, render_pages, write_pages
     from harness.reference import reference_dir
 
     boards = {p.name: ProtocolBoard(reference_tables=p.capabilities.reference_tables,
@@ -236,10 +370,8 @@ def regenerate_leaderboards(registry: Registry, store_url: str, out_dir: Path) -
                                     figures=p.capabilities.figures, floor_label=p.capabilities.floor_label)
               for p in registry.specs(Kind.PROTOCOL)}
     dataset_references = {d.name: d.capabilities.reference_datasets for d in registry.specs(Kind.DATASET)}
-    store = Store(store_url)
-    findings = render_findings(judge_claims(store, {p.name: p.capabilities.claims
-                                                    for p in registry.specs(Kind.PROTOCOL)}))
-    pages = render_leaderboards(store, Path(out_dir), boards, dataset_references, reference_dir())
-    path = Path(out_dir) / FINDINGS_PAGE
-    path.write_text(findings, encoding="utf-8", newline="\n")
-    return pages + [path]
+    store = Store(store_url, read_only=True)
+    findings = Page(FINDINGS_PAGE, render_findings(judge_claims(store, {p.name: p.capabilities.claims
+                                                                        for p in registry.specs(Kind.PROTOCOL)})))
+    pages = render_pages(store, boards, dataset_references, reference_dir()) + [findings]
+    return write_pages(pages, Path(out_dir), store_url, allow_shrink)

@@ -8,6 +8,7 @@ from __future__ import annotations
 import argparse
 import logging
 import os
+import signal
 import sys
 from pathlib import Path
 from typing import Sequence
@@ -28,7 +29,9 @@ commands:
                                       <harness home>/bench_timing.json) and the leaderboards regenerated
   list                                registered components and what each protocol accepts
   plugins                             loaded plugins, versions and failures
-  leaderboard [--store URL] [--out D] regenerate leaderboard markdown from the results store
+  leaderboard [--store URL] [--out D] regenerate leaderboard markdown from the results store (read only;
+                                      a page that would lose measured rows is kept unless --allow-shrink)
+  store check|recover [--store URL]   verify the results store, or copy its readable rows --to a new one
 """
 
 
@@ -91,21 +94,56 @@ def cmd_plugins(argv: Sequence[str]) -> int:
 
 
 def cmd_leaderboard(argv: Sequence[str]) -> int:
-    from harness.bench import regenerate_leaderboards
     from harness.config import default_store_url
 
     parser = argparse.ArgumentParser(prog="harness leaderboard")
-    parser.add_argument("--store", default=default_store_url(), help="results store URL (SQLAlchemy)")
+    parser.add_argument("--store", default=default_store_url(), help="results store URL (SQLAlchemy), read only")
     parser.add_argument("--out", default="leaderboards", help="folder of the markdown files")
+    parser.add_argument("--allow-shrink", action="store_true",
+                        help="overwrite pages even when the store has fewer measured rows than they show")
     args = parser.parse_args(argv)
-    for path in regenerate_leaderboards(_registry(), args.store, Path(args.out)):
+    return _write_leaderboards(_registry(), args.store, Path(args.out), args.allow_shrink)
+
+
+def _write_leaderboards(registry, store_url: str, out: Path, allow_shrink: bool) -> int:
+    """Regenerate the pages, printing each written; 1 (with the reason on stderr) when some were kept."""
+    from harness.bench import regenerate_leaderboards
+    from harness.leaderboard import PagesWouldShrink
+
+    try:
+        paths = regenerate_leaderboards(registry, store_url, out, allow_shrink)
+    except PagesWouldShrink as exc:
+        paths = exc.written
+        print(f"error: {exc}", file=sys.stderr)
+    for path in paths:
         print(path)
+    return 0 if len(paths) == len(list(registry.specs(Kind.PROTOCOL))) + 1 else 1
+
+
+def cmd_store(argv: Sequence[str]) -> int:
+    from harness.config import default_store_url
+    from harness.store import check, recover
+
+    parser = argparse.ArgumentParser(prog="harness store")
+    parser.add_argument("action", choices=("check", "recover"),
+                        help="check: open read-only and verify; recover: copy every readable row into --to")
+    parser.add_argument("--store", default=default_store_url(), help="results store URL (SQLAlchemy)")
+    parser.add_argument("--to", help="recover: the new store's URL (must hold no runs)")
+    args = parser.parse_args(argv)
+    if args.action == "check":
+        print(check(args.store))
+        return 0
+    if not args.to:
+        parser.error("recover needs --to <new store URL>")
+    for table, (copied, left_out) in recover(args.store, args.to).items():
+        print(f"{table}: {copied} rows copied" + (f", {left_out} left out (their run was lost)" if left_out else ""))
+    print(f"recovered into {args.to}; {check(args.to)}")
     return 0
 
 
 def cmd_bench(argv: Sequence[str]) -> int:
-    from harness.bench import regenerate_leaderboards, report_timing, run_bench
-    from harness.config import PROFILES, default_store_url, harness_home
+    from harness.bench import BenchStopped, bench_store_url, report_timing, run_bench
+    from harness.config import PROFILES, harness_home
 
     parser = argparse.ArgumentParser(prog="harness bench")
     parser.add_argument("--profile", default="quick", choices=PROFILES)
@@ -113,6 +151,8 @@ def cmd_bench(argv: Sequence[str]) -> int:
     parser.add_argument("--force", action="store_true", help="rerun combinations that already succeeded")
     parser.add_argument("--protocol", action="append", default=[], help="only these protocols")
     parser.add_argument("--out", default="leaderboards", help="folder of the markdown files")
+    parser.add_argument("--allow-shrink", action="store_true",
+                        help="overwrite leaderboard pages even when they would lose measured rows")
     parser.add_argument("--jobs", type=int, default=min(2, os.cpu_count() or 1),
                         help="runs at a time, in worker processes sharing the torch threads (default: 2, or 1 on "
                              "one core; on 2 cores 1.4x faster than one run at a time)")
@@ -122,13 +162,20 @@ def cmd_bench(argv: Sequence[str]) -> int:
         parser.error(f"--jobs must be >= 1, got {args.jobs}")
     setup_logging()
     registry = _registry()
-    results = run_bench(registry, args.profile, args.seeds, args.force, args.protocol, args.overrides, args.jobs)
-    store_url = next((o.split("=", 1)[1] for o in args.overrides if o.startswith("store.url=")), default_store_url())
-    report_timing(results, store_url, Path(harness_home()) / "bench_timing.json")
-    paths = regenerate_leaderboards(registry, store_url, Path(args.out))
+    stopped: BenchStopped | None = None
+    try:
+        results = run_bench(registry, args.profile, args.seeds, args.force, args.protocol, args.overrides, args.jobs)
+    except BenchStopped as exc:
+        stopped, results = exc, exc.results
+    store_url = bench_store_url(args.overrides)
     rows = [(str(c), outcome.status if outcome else "failed", error[:120]) for c, outcome, error in results]
     print(tabulate(rows, headers=["combination", "status", "error"]))
-    print("leaderboards: " + ", ".join(str(p) for p in paths))
+    if any(outcome is not None and outcome.status != "not started" for _, outcome, _ in results):
+        report_timing(results, store_url, Path(harness_home()) / "bench_timing.json")
+        _write_leaderboards(registry, store_url, Path(args.out), args.allow_shrink)
+    if stopped is not None:
+        print(f"{stopped}: the interrupted runs resume on the next `harness bench`", file=sys.stderr)
+        return stopped.exit_code
     return 1 if any(outcome is None for _, outcome, _ in results) else 0
 
 
@@ -138,7 +185,9 @@ def cmd_run(argv: Sequence[str]) -> int:
     from harness.compat import IncompatibleError
     from harness.config import ROOT_CONFIG, register_configs
     from harness.registry import UnknownComponentError
-    from harness.runner import RunFailed, execute
+    from harness.runner import Interrupted, RunFailed, execute, interrupts_raised
+    from harness.store import StoreError
+    from harness.training import DeviceUnavailable
 
     registry = _registry()
     register_configs(registry)
@@ -148,20 +197,45 @@ def cmd_run(argv: Sequence[str]) -> int:
     def task(cfg) -> None:
         try:
             outcome = execute(cfg, registry)
-        except (UnknownComponentError, IncompatibleError, RunFailed, OSError, ValueError) as exc:
+        except (UnknownComponentError, IncompatibleError, RunFailed, StoreError, DeviceUnavailable, OSError,
+                ValueError) as exc:
             failures.append(str(exc))
-            print(f"error: {exc}", file=sys.stderr)
+            _report_error(exc, Path(cfg.paths.home))
             return
         summary = {m.name: round(m.value, 4) for m in outcome.metrics if m.split == "test" and m.class_name is None}
         print(f"{outcome.status}: identity {outcome.identity[:12]} run {outcome.run_id} {summary}")
 
     sys.argv = ["harness run"] + ["force=true" if arg == "--force" else arg for arg in argv]
-    task()
+    try:
+        with interrupts_raised():
+            task()
+    except Interrupted as exc:
+        print(f"interrupted by {signal.Signals(exc.signum).name}: a started run is recorded as interrupted and "
+              f"resumes when rerun", file=sys.stderr)
+        return exc.exit_code
     return 1 if failures else 0
 
 
+ERROR_LOG = "errors.log"  # under the harness home: the tracebacks behind the one-line errors
+
+
+def _report_error(exc: BaseException, home: Path) -> None:
+    """One line on stderr; the traceback appended to ``<home>/errors.log`` when that can be written."""
+    import traceback
+
+    where = ""
+    try:
+        home.mkdir(parents=True, exist_ok=True)
+        with open(home / ERROR_LOG, "a", encoding="utf-8") as log_file:
+            log_file.write("".join(traceback.format_exception(exc)) + "\n")
+        where = f" (traceback in {home / ERROR_LOG})"
+    except OSError:
+        pass
+    print(f"error: {exc}{where}", file=sys.stderr)
+
+
 COMMANDS = {"run": cmd_run, "bench": cmd_bench, "list": cmd_list, "plugins": cmd_plugins,
-            "leaderboard": cmd_leaderboard}
+            "leaderboard": cmd_leaderboard, "store": cmd_store}
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -29,7 +29,7 @@ import pandas as pd
 from scipy import stats
 
 from harness.claims import Claim, RowSelector
-from harness.leaderboard import GENERATED_NOTE, _markdown, _mean_std, _number
+from harness.leaderboard import GENERATED_NOTE, _markdown, _mean_std, _number, measured_line
 from harness.store import Store
 
 FINDINGS_PAGE = "findings.md"
@@ -199,7 +199,9 @@ def _problem(side: str, rows: pd.DataFrame, values: Mapping[int, float],
 
 def render_findings(findings: Sequence[Finding]) -> str:
     """The page: how to read it, a count of verdicts, then per declaring protocol its claims and a table."""
-    lines = ["# Findings: the papers' claims, published vs measured", "", GENERATED_NOTE, "", HOW_TO_READ, ""]
+    measured = sum(1 for finding in findings if finding.a)
+    lines = ["# Findings: the papers' claims, published vs measured", "", GENERATED_NOTE, measured_line(measured), "",
+             HOW_TO_READ, ""]
     if not findings:
         return "\n".join(lines + ["No protocol declares claims.", ""])
     counts = pd.Series([finding.verdict for finding in findings]).value_counts()

@@ -14,10 +14,11 @@ of a profile, and every row is checked against the floor of its own runs (:func:
 from __future__ import annotations
 
 import json
+import re
 import statistics
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterable, Mapping
+from typing import Any, Iterable, Mapping, Sequence
 
 import pandas as pd
 from tabulate import tabulate
@@ -57,27 +58,80 @@ class ProtocolBoard:
 
 def render_leaderboards(store: Store, out_dir: Path, protocols: Mapping[str, ProtocolBoard],
                         dataset_references: Mapping[str, tuple[str, ...]],
-                        reference_root: Path | None) -> list[Path]:
-    """Write ``<out_dir>/<protocol>.md`` for every protocol given and return the paths written.
+                        reference_root: Path | None, allow_shrink: bool = False) -> list[Path]:
+    """Write ``<out_dir>/<protocol>.md`` for every protocol given (:func:`render_pages`, :func:`write_pages`) and
+    return the paths written."""
+    return write_pages(render_pages(store, protocols, dataset_references, reference_root), Path(out_dir), store.url,
+                       allow_shrink)
 
-    Every page (and plot) is rendered before any is written, so a broken reference table leaves the old
-    pages intact. Returns the markdown pages written.
-    """
-    pages = {protocol: render_protocol(protocol, _with_run_info(store, store.metrics(protocol=protocol),
-                                                                protocols[protocol]),
-                                       protocols[protocol], dataset_references, reference_root,
-                                       store.curves(protocol=protocol))
-             for protocol in sorted(protocols)}
-    out_dir = Path(out_dir)
+
+def render_pages(store: Store, protocols: Mapping[str, ProtocolBoard],
+                 dataset_references: Mapping[str, tuple[str, ...]], reference_root: Path | None) -> list[Page]:
+    """Every protocol's page and plots, all rendered before any is written, so a broken reference table leaves
+    the old pages intact."""
+    return [Page(f"{protocol}.md", *render_protocol(protocol, _with_run_info(store, store.metrics(protocol=protocol),
+                                                                              protocols[protocol]),
+                                                    protocols[protocol], dataset_references, reference_root,
+                                                    store.curves(protocol=protocol)))
+            for protocol in sorted(protocols)]
+
+
+@dataclass(frozen=True)
+class Page:
+    """A rendered page (a file name in the leaderboards folder, its markdown) and the figures it links."""
+
+    name: str
+    text: str
+    figures: Mapping[str, bytes] = field(default_factory=dict)
+
+
+class PagesWouldShrink(RuntimeError):
+    """Regeneration would drop measured rows from pages (an empty or mistyped store, or a partial one); the other
+    pages were written (``written``)."""
+
+    def __init__(self, message: str, written: Sequence[Path]) -> None:
+        super().__init__(message)
+        self.written = list(written)
+
+
+def measured_line(rows: int) -> str:
+    """The line every generated page carries, read back by :func:`write_pages` before it replaces the page."""
+    return f"Measured rows: {rows}."
+
+
+_MEASURED = re.compile(r"^Measured rows: (\d+)\.$", re.MULTILINE)
+_LINKED_FIGURE = re.compile(r"\]\(([^/()\s]+\.png)\)")
+
+
+def write_pages(pages: Sequence[Page], out_dir: Path, source: str, allow_shrink: bool = False) -> list[Path]:
+    """Write each page and its figures, removing the figures its previous version linked and it no longer does
+    (and no other file); returns the paths of the pages written. A page with fewer measured rows than the one it
+    would replace is left as it is unless ``allow_shrink``; after writing the others, :class:`PagesWouldShrink`
+    names them, their counts and ``source`` (the store read)."""
     out_dir.mkdir(parents=True, exist_ok=True)
-    written = []
-    for protocol, (text, figures) in pages.items():
-        for name, png in figures.items():
+    written, kept = [], []
+    for page in pages:
+        path = out_dir / page.name
+        previous = path.read_text(encoding="utf-8") if path.exists() else ""
+        before, after = _measured_rows(previous), _measured_rows(page.text)
+        if after < before and not allow_shrink:
+            kept.append(f"{path} ({before} measured rows, {after} from the store)")
+            continue
+        for stale in set(_LINKED_FIGURE.findall(previous)) - set(page.figures):
+            (out_dir / stale).unlink(missing_ok=True)
+        for name, png in page.figures.items():
             (out_dir / name).write_bytes(png)
-        path = out_dir / f"{protocol}.md"
-        path.write_text(text, encoding="utf-8", newline="\n")
+        path.write_text(page.text, encoding="utf-8", newline="\n")
         written.append(path)
+    if kept:
+        raise PagesWouldShrink(f"not overwritten, they would lose measured rows: {'; '.join(kept)}. Is the store "
+                               f"{source} the one you meant? Pass --allow-shrink to overwrite them anyway", written)
     return written
+
+
+def _measured_rows(text: str) -> int:
+    found = _MEASURED.search(text)
+    return int(found.group(1)) if found else 0
 
 
 def render_protocol(protocol: str, metrics: pd.DataFrame, board: ProtocolBoard,
@@ -85,7 +139,8 @@ def render_protocol(protocol: str, metrics: pd.DataFrame, board: ProtocolBoard,
                     reference_root: Path | None, curves: pd.DataFrame) -> tuple[str, dict[str, bytes]]:
     """One protocol's page from its current metrics and training curves (``Store.metrics`` and ``Store.curves``
     rows), and its plots by file name."""
-    lines = [f"# Leaderboard: {protocol}", "", GENERATED_NOTE, ""]
+    rows = metrics.groupby(["dataset", *GROUP]).ngroups if not metrics.empty else 0
+    lines = [f"# Leaderboard: {protocol}", "", GENERATED_NOTE, measured_line(rows), ""]
     figures: dict[str, bytes] = {}
     if metrics.empty:
         lines += ["No succeeded runs yet.", ""]

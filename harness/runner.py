@@ -17,6 +17,7 @@ import logging
 import shutil
 import signal
 import time
+import traceback
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -26,7 +27,7 @@ from omegaconf import DictConfig, OmegaConf, open_dict
 
 import harness
 from harness import compat, timing
-from harness.config import ROLES, component_config, identity_config
+from harness.config import ROLES, check_run_config, component_config, identity_config
 from harness.curves import collect_curves
 from harness.data import Dataset
 from harness.environment import environment
@@ -36,9 +37,24 @@ from harness.store import Metric, RunRecord, Store
 
 log = logging.getLogger(__name__)
 
+METRICS_FILE = "metrics.json"  # a finished run's metrics in its folder, as recorded in the store
+ERROR_FILE = "error.log"  # a failed run's traceback in its folder (the store records the one-line reason)
+
 
 class Interrupted(KeyboardInterrupt):
-    """SIGTERM, turned into an exception so the run is recorded as interrupted."""
+    """SIGINT or SIGTERM, as an exception carrying the signal, so the run is recorded as interrupted and the
+    command exits with the shell's code for it (128 + the signal's number: 130, 143)."""
+
+    def __init__(self, signum: int = signal.SIGINT) -> None:
+        self.signum = signum
+        super().__init__(f"signal {signal.Signals(signum).name}")
+
+    def __reduce__(self) -> tuple[type, tuple[int]]:  # crosses from a bench worker to the bench
+        return Interrupted, (self.signum,)
+
+    @property
+    def exit_code(self) -> int:
+        return 128 + self.signum
 
 
 class RunFailed(RuntimeError):
@@ -159,19 +175,37 @@ def run_identity(cfg: DictConfig, specs: dict[str, ComponentSpec], fingerprint: 
 
 
 @contextlib.contextmanager
-def _sigterm_as_interrupt() -> Iterator[None]:
+def interrupts_raised() -> Iterator[None]:
+    """SIGINT and SIGTERM raise :class:`Interrupted` while inside (outside the main thread signals are left
+    alone); the previous handlers are restored on leaving."""
     def handler(signum: int, frame: Any) -> None:
-        raise Interrupted(f"signal {signal.Signals(signum).name}")
+        raise Interrupted(signum)
 
     try:
-        previous = signal.signal(signal.SIGTERM, handler)
-    except ValueError:  # not the main thread: leave signals alone
+        previous = {signum: signal.signal(signum, handler) for signum in (signal.SIGINT, signal.SIGTERM)}
+    except ValueError:  # not the main thread
         yield
         return
     try:
         yield
     finally:
-        signal.signal(signal.SIGTERM, previous)
+        for signum, action in previous.items():
+            signal.signal(signum, action)
+
+
+@contextlib.contextmanager
+def _signals_held() -> Iterator[None]:
+    """Ignore SIGINT and SIGTERM while an interruption is recorded, so a second signal cannot cut the record."""
+    try:
+        previous = {signum: signal.signal(signum, signal.SIG_IGN) for signum in (signal.SIGINT, signal.SIGTERM)}
+    except ValueError:
+        yield
+        return
+    try:
+        yield
+    finally:
+        for signum, action in previous.items():
+            signal.signal(signum, action)
 
 
 def execute(cfg: DictConfig, registry: Registry) -> RunOutcome:
@@ -179,6 +213,7 @@ def execute(cfg: DictConfig, registry: Registry) -> RunOutcome:
     from harness.training import resolve_device, seed_everything
 
     specs = resolve_specs(cfg, registry)
+    check_run_config(cfg, specs)  # before anything is built or recorded
     protocol_spec = specs.pop("protocol")
     unused = [role for role in ("encoder", "decoder") if role in specs and role not in protocol_spec.capabilities.roles]
     if unused:  # e.g. the default decoder under a protocol that picks its own heads: not part of this run
@@ -227,22 +262,26 @@ def execute(cfg: DictConfig, registry: Registry) -> RunOutcome:
     log.info("run %d: %s on %s, protocol %s, seed %d -> %s", run_id, record.method, record.dataset,
              record.protocol, cfg.seed, run_dir)
     started = time.perf_counter()
-    with _sigterm_as_interrupt():
+    with interrupts_raised():
         try:
             protocol = protocol_spec.build(component_config(cfg, protocol_spec))
             context = RunContext(cfg=cfg, specs=specs, dataset=dataset, registry=registry, device=device,
                                  run_dir=run_dir, seed=cfg.seed)
             metrics = protocol.run(context)
         except KeyboardInterrupt as exc:
-            store.fail(run_id, f"interrupted: {exc or 'KeyboardInterrupt'}", interrupted=True)
+            with _signals_held():
+                store.fail(run_id, f"interrupted: {exc or 'signal SIGINT (KeyboardInterrupt)'}", interrupted=True)
             raise
         except Exception as exc:
             error = f"{type(exc).__name__}: {exc}"
+            (run_dir / ERROR_FILE).write_text(traceback.format_exc())
             store.fail(run_id, error)
             raise RunFailed(f"run {run_id} ({record.method} on {record.dataset}, protocol {record.protocol}) "
                             f"failed: {error}") from exc
     finished = time.perf_counter()
     times = timing.run_times(protocol_s=finished - started, total_s=finished - run_started)
-    store.succeed(run_id, metrics + [Metric(timing.TIME_SPLIT, name, seconds) for name, seconds in times.items()],
-                  wall_time_s=finished - started, curves=collect_curves(run_dir))
+    recorded = metrics + [Metric(timing.TIME_SPLIT, name, seconds) for name, seconds in times.items()]
+    # written first, so a store that fails now loses nothing: the figures stay in the run folder
+    (run_dir / METRICS_FILE).write_text(json.dumps([dataclasses.asdict(m) for m in recorded], indent=1) + "\n")
+    store.succeed(run_id, recorded, wall_time_s=finished - started, curves=collect_curves(run_dir))
     return RunOutcome("succeeded", identity, run_id, metrics)

@@ -31,13 +31,17 @@ def seed_everything(seed: int) -> None:
     torch.manual_seed(seed)
 
 
+class DeviceUnavailable(RuntimeError):
+    """The configured device does not exist on this machine."""
+
+
 def resolve_device(name: str) -> torch.device:
     """``auto`` takes CUDA when present; asking for CUDA without it is an error, not a silent CPU run."""
     if name == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     device = torch.device(name)
     if device.type == "cuda" and not torch.cuda.is_available():
-        raise RuntimeError(f"device={name!r} was asked for but CUDA is not available; use device=cpu or device=auto")
+        raise DeviceUnavailable(f"device={name!r} was asked for but CUDA is not available; use device=cpu or device=auto")
     return device
 
 

@@ -34,7 +34,7 @@ def test_classifier_head_is_a_two_layer_mlp_sized_from_code_and_classes():
     linear = spec.build(spec.config(hidden=0), EncodingInfo("global", 64), info)
     assert [type(m).__name__ for m in linear.modules()][1:] == ["Sequential", "Linear"]
     assert sum(p.numel() for p in linear.parameters()) == 64 * 3 + 3
-    with pytest.raises(ValueError, match="decoder.hidden=-1"):
+    with pytest.raises(ValueError, match="hidden=-1: must be >= 0"):
         spec.build(spec.config(hidden=-1), EncodingInfo("global", 64), info)
 
 

@@ -204,6 +204,7 @@ def test_regeneration_is_byte_identical(tmp_path: Path) -> None:
 def test_leaderboard_regeneration_writes_every_declared_claim(tmp_path: Path) -> None:
     registry = default_registry()
     url = f"sqlite:///{tmp_path / 'empty.sqlite'}"
+    Store(url).close()  # an empty store (regeneration opens it read-only: it must exist)
     paths = regenerate_leaderboards(registry, url, tmp_path / "one")
     regenerate_leaderboards(registry, url, tmp_path / "two")
     assert paths[-1] == tmp_path / "one" / "findings.md"

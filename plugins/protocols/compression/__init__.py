@@ -7,6 +7,7 @@ Kept torch-free so that listing components stays fast; the protocol lives in ``p
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import ClassVar
 
 from harness.claims import Claim, RowSelector
 from harness.specs import BenchVariant, ComponentSpec, Kind, ParetoAxes, ProtocolCaps
@@ -28,6 +29,8 @@ class BaselineConfig:
 class CompressionConfig(TrainingConfig, BaselineConfig):
     """The schedule is the fine-tuning's; the paper fine-tunes for 5 epochs after the approximation (CIFAR-10
     at batch 128: ~1950 steps)."""
+
+    may_skip_training: ClassVar[bool] = True  # protocol.steps=0 and epochs=0: no fine-tuning
 
 
 def resnet20_change(compressor: str, **settings: str) -> RowSelector:
