@@ -32,7 +32,7 @@ from harness_plugins.datasets.synthetic_shapes.dataset import build as build_sha
 
 from harness import datacache
 from harness.datacache import DataFileError, read_arrays, shape_files
-from tests.test_real_datasets import REAL, TABLE, needs_real, write_onet, write_part_benchmark, write_resampled
+from tests.test_real_datasets import BENCH, REAL, TABLE, needs_real, write_onet, write_part_benchmark, write_resampled
 from tests.test_real_datasets import SMALL as REAL_SMALL
 from tests.test_scene_datasets import SMALL as SCENE_SMALL
 from tests.test_scene_datasets import write_raw_scannet, write_scenenn
@@ -225,3 +225,47 @@ def test_items_in_several_split_lists_warn_or_are_refused(layout, tmp_path, capl
     with caplog.at_level(logging.WARNING, logger="harness.datacache"):
         build(config, tmp_path / "warned")  # accepted, as before, but not silently
     assert [r.getMessage() for r in caplog.records] == [message]
+
+
+# ----- 3. a shape missing its occupancy source -----------------------------------------------------------------
+
+
+def bench_without_one_mesh(tmp_path: Path) -> tuple[ShapeNetONetConfig, str]:
+    """The shared benches with ShapeNetCore.v2 copied to ``tmp_path``, one model's obj removed (its voxels kept);
+    returns the config and that model's folder."""
+    mesh_root = tmp_path / "v2"
+    shutil.copytree(REAL / "shapenetcore_v2" / BENCH, mesh_root / BENCH)
+    model = sorted(p.name for p in (mesh_root / BENCH).iterdir())[1]
+    (mesh_root / BENCH / model / "models" / "model_normalized.obj").unlink()
+    config = ShapeNetONetConfig(root=str(REAL / "shapenet_onet"), mesh_root=str(mesh_root), classes=[BENCH],
+                                image_size=16, **REAL_SMALL)
+    return config, f"{BENCH}/{model}"
+
+
+@needs_real
+def test_onet_shapes_without_an_occupancy_source_are_left_out_and_counted(tmp_path, caplog):
+    config, lacking = bench_without_one_mesh(tmp_path)
+    obj = Path(config.mesh_root) / lacking / "models" / "model_normalized.obj"
+    reason = (f"shapenet_onet: 1 of 5 shapes have no occupancy source among ['points', 'voxels', 'mesh'], e.g. "
+              f"{lacking}: points needs {REAL / 'shapenet_onet' / lacking / 'points.npz'}, voxels needs {obj}, "
+              f"mesh needs {obj}")
+    with pytest.raises(FileNotFoundError, match=f"^{re.escape(reason)}; set dataset.skip_missing=true to leave "
+                                                 f"them out$"):
+        build_onet(dataclasses.replace(config, skip_missing=False), tmp_path / "cache")
+    with caplog.at_level(logging.WARNING, logger="harness_plugins.datasets.shapenet_onet.dataset"):
+        dataset = build_onet(config, tmp_path / "cache")  # skip_missing is the default, as in shapenetpart
+    assert [r.getMessage() for r in caplog.records] == [f"{reason}; left out (dataset.skip_missing=true)"]
+    kept = [shape.key for items in dataset.shapes.values() for shape in items]
+    assert len(kept) == 4 and lacking not in kept
+    assert {shape.source for items in dataset.shapes.values() for shape in items} == {"voxels"}
+    assert dataset.split("test")[0]["occupancy"].shape == (REAL_SMALL["query_points"],)
+    every = build_onet(dataclasses.replace(config, mesh_root=str(REAL / "shapenetcore_v2")), tmp_path / "cache")
+    assert every.info.fingerprint != dataset.info.fingerprint  # the left-out shape is part of the identity
+
+
+@needs_real
+def test_onet_with_no_occupancy_source_at_all_is_an_error(tmp_path):
+    config = ShapeNetONetConfig(root=str(REAL / "shapenet_onet"), classes=[BENCH], **REAL_SMALL)
+    with pytest.raises(FileNotFoundError, match=r"^shapenet_onet: 5 of 5 shapes have no occupancy source .* \(no "
+                                                r"dataset.mesh_root given\)"):
+        build_onet(config, tmp_path)

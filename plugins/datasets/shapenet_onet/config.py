@@ -29,6 +29,9 @@ class ONetFields:
     # per shape, the first available source of occupancy: ONet's points.npz, the solid voxels, the mesh
     # (its winding number: unreliable for ShapeNet's many open, double-sided meshes, hence last)
     occupancy_from: list[str] = field(default_factory=lambda: list(SOURCES))
+    # leave out shapes none of whose sources has its files (a partial download), logged and counted in the
+    # fingerprint, instead of failing (as shapenetpart's skip_missing_meshes)
+    skip_missing: bool = True
     # for a synset without {train,val,test}.lst: its models split by a seeded hash of their ids
     split_fractions: dict[str, float] = field(default_factory=lambda: {"train": 0.7, "val": 0.1, "test": 0.2})
     strict_splits: bool = False  # a model listed in two .lst files: refuse the lists (default: warn)

@@ -13,7 +13,9 @@ shifted so its bounding box matches the point cloud's (:func:`~harness.datacache
 that then lies farther than ``FRAME_TOLERANCE`` (median) from ``pointcloud.npz`` is an error. Occupancy
 points are drawn as ONet draws its own and labelled by the solid voxels (``model_normalized.solid.binvox``) or by the winding number of
 the cleaned mesh (:func:`~harness.datacache.clean_mesh`), the first of ``occupancy_from`` that the files
-allow. Derived samples and the fitted mesh
+allow. A shape none of whose sources has its files (say, its ``.obj`` missing from a partial download) is left
+out with a warning and counted in the fingerprint (``skip_missing``, the default), or an error. Derived samples
+and the fitted mesh
 (``mesh_path``) are cached under ``<cache_dir>/shapenet_onet/<fingerprint>/`` (see
 :mod:`harness.datacache`); the fingerprint records each shape's source.
 
@@ -24,6 +26,7 @@ Items are ONet's (:class:`~harness.datacache.SampledSplit`: ``points``, ``query`
 from __future__ import annotations
 
 import functools
+import logging
 import zlib
 from dataclasses import dataclass
 from pathlib import Path
@@ -43,6 +46,8 @@ from .binvox import read_binvox
 from .config import LAYOUT, LOADER_VERSION, MESH_LAYOUT, ShapeNetONetConfig
 
 NAME = "shapenet_onet"
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -244,15 +249,38 @@ def split_models(root: Path, synset: str, config: ShapeNetONetConfig) -> tuple[d
     return split_by_fractions(ids, config.split_fractions, config.seed), fallback
 
 
-def occupancy_source(root: Path, mesh_root: Path | None, shape_dir: str, config: ShapeNetONetConfig) -> str:
-    """The first source of ``occupancy_from`` whose files exist."""
+def occupancy_source(root: Path, mesh_root: Path | None, shape_dir: str, config: ShapeNetONetConfig) -> str | None:
+    """The first source of ``occupancy_from`` whose files exist (None: no source has its files)."""
     for source in config.occupancy_from:
         needed = source_files(root, mesh_root, shape_dir, source)
         if needed is not None and all(path.is_file() for path in needed):
             return source
+    return None
+
+
+def lacking(root: Path, mesh_root: Path | None, shape_dir: str, config: ShapeNetONetConfig) -> str:
+    """What each source of ``occupancy_from`` lacks for ``shape_dir``: its first missing file, or the mesh_root."""
+    needs = []
+    for source in config.occupancy_from:
+        needed = source_files(root, mesh_root, shape_dir, source)
+        missing = "dataset.mesh_root" if needed is None else next(str(path) for path in needed if not path.is_file())
+        needs.append(f"{source} needs {missing}")
+    return f"{shape_dir}: {', '.join(needs)}"
+
+
+def check_unsourced(unsourced: list[str], kept: dict[str, list[Shape]], root: Path, mesh_root: Path | None,
+                    config: ShapeNetONetConfig) -> None:
+    """Allow leaving out the shapes (``<synset>/<model>``) without an occupancy source, beside the ``kept`` ones,
+    with a warning naming one and the count: only with ``skip_missing`` (else an error), and never every shape."""
     where = "" if mesh_root else " (no dataset.mesh_root given)"
-    raise FileNotFoundError(f"{NAME}: no occupancy source for {shape_dir} among {list(config.occupancy_from)}"
-                            f"{where}: it needs {root / shape_dir / 'points.npz'} or a mesh_root with {MESH_LAYOUT}")
+    total = len(unsourced) + sum(map(len, kept.values()))
+    reason = (f"{NAME}: {len(unsourced)} of {total} shapes have no occupancy source among "
+              f"{list(config.occupancy_from)}{where}, e.g. {lacking(root, mesh_root, unsourced[0], config)}")
+    if not any(kept.values()):
+        raise FileNotFoundError(f"{reason}; expected layout: {LAYOUT}, or a mesh_root with {MESH_LAYOUT}")
+    if not config.skip_missing:
+        raise FileNotFoundError(f"{reason}; set dataset.skip_missing=true to leave them out")
+    log.warning("%s; left out (dataset.skip_missing=true)", reason)
 
 
 def build(config: ShapeNetONetConfig, cache_dir: str | Path) -> ShapeNetONet:
@@ -271,12 +299,19 @@ def build(config: ShapeNetONetConfig, cache_dir: str | Path) -> ShapeNetONet:
                                          for model in models[split]] for split in SPLITS},
                           config.strict_splits, f"{root}/<synset>/{{train,val,test}}.lst")
     shapes: dict[str, list[Shape]] = {split: [] for split in SPLITS}
+    unsourced: list[str] = []
     split_sources = {}
     for label, synset in enumerate(synsets):
         models, split_sources[synset] = listed[synset]
         for split, ids in models.items():
-            shapes[split] += [Shape(synset, model, label,
-                                    occupancy_source(root, mesh_root, f"{synset}/{model}", config)) for model in ids]
+            for model in ids:
+                source = occupancy_source(root, mesh_root, f"{synset}/{model}", config)
+                if source is None:
+                    unsourced.append(f"{synset}/{model}")
+                else:
+                    shapes[split].append(Shape(synset, model, label, source))
+    if unsourced:
+        check_unsourced(unsourced, shapes, root, mesh_root, config)
     everything = [shape for split in shapes.values() for shape in split]
     derived = [shape for shape in everything if shape.source != "points"]
     files = [root / "metadata.yaml"] + [root / s / f"{split}.lst" for s in synsets if split_sources[s] == "lists"
@@ -291,6 +326,8 @@ def build(config: ShapeNetONetConfig, cache_dir: str | Path) -> ShapeNetONet:
                "mesh_files": file_stats(mesh_root, [p for s in derived
                                                     for p in source_files(root, mesh_root, s.key, s.source)])
                if mesh_root else []}
+    if unsourced:  # absent otherwise, so the fingerprints of complete datasets stay as they were
+        payload["skipped_missing"] = len(unsourced)
     identity = fingerprint(payload)
     directory = Path(cache_dir) / NAME / identity
     cache = None
