@@ -240,10 +240,24 @@ def read_mesh(path: Path) -> tuple[np.ndarray, np.ndarray]:
     try:
         mesh = trimesh.load(path, force="mesh", process=False, skip_materials=True)
     except Exception as exc:  # trimesh raises many kinds; each one is a file the user must fix
-        raise DataFileError(path, f"unreadable mesh ({type(exc).__name__}: {exc})") from exc
+        raise DataFileError(path, f"unreadable mesh ({type(exc).__name__}: {exc}){unread_elements(path)}") from exc
     if not isinstance(mesh, trimesh.Trimesh) or len(mesh.faces) == 0:
-        raise DataFileError(path, "empty mesh: no faces")
+        raise DataFileError(path, f"empty mesh: no faces{unread_elements(path)}")
     return np.asarray(mesh.vertices, dtype=np.float64), np.asarray(mesh.faces, dtype=np.int64)
+
+
+def unread_elements(path: Path) -> str:
+    """A note naming the elements of a PLY header other than ``vertex`` and ``face`` ("" for none, or any other
+    file): where trimesh finds no faces, or fails, they may be the faces in a form it does not read, such as
+    ``tristrips``."""
+    with open(path, "rb") as stream:
+        head = stream.read(1 << 16)
+    if not head.startswith(b"ply"):
+        return ""
+    lines = head.split(b"end_header")[0].decode("ascii", errors="replace").splitlines()
+    others = [words[1] for words in map(str.split, lines)
+              if len(words) > 1 and words[0] == "element" and words[1] not in ("vertex", "face")]
+    return f" (PLY elements not read: {', '.join(others)}; faces come from a 'face' element only)" if others else ""
 
 
 # ----- strict parsing ----------------------------------------------------------------------------------------

@@ -19,6 +19,7 @@ import pytest
 import torch
 from harness_plugins.datasets.modelnet40 import ModelNet40ResampledConfig
 from harness_plugins.datasets.modelnet40.dataset import build_resampled
+from harness_plugins.datasets.ply_io import read_ply
 from harness_plugins.datasets.scannet import ScanNetConfig
 from harness_plugins.datasets.scannet.dataset import build as build_scannet
 from harness_plugins.datasets.scenenn import SceneNNConfig
@@ -269,3 +270,62 @@ def test_onet_with_no_occupancy_source_at_all_is_an_error(tmp_path):
     with pytest.raises(FileNotFoundError, match=r"^shapenet_onet: 5 of 5 shapes have no occupancy source .* \(no "
                                                 r"dataset.mesh_root given\)"):
         build_onet(config, tmp_path)
+
+
+# ----- 4. faces given as triangle strips ------------------------------------------------------------------------
+
+# a zigzag strip in z = 0 and a triangle in z = 1
+STRIP_VERTICES = [(0, 0, 0), (0, 1, 0), (1, 0, 0), (1, 1, 0), (2, 0, 0), (2, 1, 0), (0, 0, 1), (1, 0, 1), (0, 1, 1)]
+STRIPS = [
+    [0, 1, 2, 3, 4, 5, -1, 6, 7, 8],  # -1 ends the zigzag, the next strip starts afresh
+    [0, 1, 2, 3, 3, 6, 6, 7, 8],  # two strips joined by repeated vertices: the degenerate triangles are dropped
+    [6, 7, 8],
+]
+# by hand: (v0,v1,v2), (v2,v1,v3), (v2,v3,v4), (v4,v3,v5) -- every second one reversed -- then (v6,v7,v8);
+# the joined row: (0,1,2), (2,1,3), [2,3,3], [3,3,6], [3,6,6], [6,6,7] dropped, (6,7,8); the last row as it is
+STRIP_TRIANGLES = [[0, 1, 2], [2, 1, 3], [2, 3, 4], [4, 3, 5], [6, 7, 8],
+                   [0, 1, 2], [2, 1, 3], [6, 7, 8],
+                   [6, 7, 8]]
+
+
+def strip_ply(binary: bool, strips: list[list[int]] = STRIPS) -> bytes:
+    header = (f"ply\nformat {'binary_little_endian' if binary else 'ascii'} 1.0\ncomment faces as strips\n"
+              f"element vertex {len(STRIP_VERTICES)}\nproperty float x\nproperty float y\nproperty float z\n"
+              f"element tristrips {len(strips)}\nproperty list int int vertex_indices\nend_header\n").encode()
+    if binary:
+        body = np.asarray(STRIP_VERTICES, "<f4").tobytes()
+        body += b"".join(np.asarray([len(strip), *strip], "<i4").tobytes() for strip in strips)
+    else:
+        body = "".join(f"{x} {y} {z}\n" for x, y, z in STRIP_VERTICES).encode()
+        body += "".join(" ".join(map(str, [len(strip), *strip])) + "\n" for strip in strips).encode()
+    return header + body
+
+
+@pytest.mark.parametrize("binary", [False, True])
+def test_tristrips_are_triangulated(binary, tmp_path):
+    path = tmp_path / "strips.ply"
+    path.write_bytes(strip_ply(binary))
+    ply = read_ply(path)
+    assert ply.faces.tolist() == STRIP_TRIANGLES
+    corners = ply.vertices(path)[ply.faces[:5]]
+    normals = np.cross(corners[:, 1] - corners[:, 0], corners[:, 2] - corners[:, 0])
+    assert normals.tolist() == [[0, 0, -1]] * 4 + [[0, 0, 1]]  # the zigzag winds alike throughout
+
+
+def test_tristrips_of_three_in_a_binary_file_and_bad_indices(tmp_path):
+    path = tmp_path / "strips.ply"
+    path.write_bytes(strip_ply(True, [[6, 7, 8], [0, 1, 2]]))  # every list of three: numpy's one-pass read
+    assert read_ply(path).faces.tolist() == [[6, 7, 8], [0, 1, 2]]
+    path.write_bytes(strip_ply(False, [[0, 1, 2, -2, 4]]))
+    with pytest.raises(DataFileError, match=f"^{re.escape(str(path))}: face vertex index -2 outside 0..8$"):
+        read_ply(path)
+
+
+@pytest.mark.parametrize("binary, problem", [(False, re.escape("empty mesh: no faces")),
+                                             (True, r"unreadable mesh \(.+\)")])  # trimesh's own words
+def test_a_mesh_file_whose_faces_trimesh_cannot_read_names_the_element(binary, problem, tmp_path):
+    path = tmp_path / "strips.ply"
+    path.write_bytes(strip_ply(binary))
+    note = re.escape(" (PLY elements not read: tristrips; faces come from a 'face' element only)")
+    with pytest.raises(DataFileError, match=f"^{re.escape(str(path))}: {problem}{note}$"):
+        datacache.read_mesh(path)

@@ -5,8 +5,9 @@ trimesh drops or renames custom vertex properties and says little about a broken
 every vertex property and raises :class:`~harness.datacache.DataFileError` naming the file (and, for the
 header and ASCII bodies, the line) for anything it cannot read: a bad header, an unknown type, a truncated
 body, a face index out of range. Formats: ``ascii``, ``binary_little_endian`` and ``binary_big_endian``.
-Polygons with more than three corners are fanned into triangles. Elements other than ``vertex`` and ``face``
-are read past and ignored.
+Polygons with more than three corners are fanned into triangles. Faces given as triangle strips (a
+``tristrips`` element, as some Stanford-era scanners write them) are triangulated too. Other elements are
+read past and ignored.
 """
 from __future__ import annotations
 
@@ -24,6 +25,7 @@ TYPES = {
 }
 FORMATS = {"ascii": None, "binary_little_endian": "<", "binary_big_endian": ">"}
 FACE_LISTS = ("vertex_indices", "vertex_index")
+STRIP_END = -1  # in a tristrips list: ends one strip and starts the next
 
 
 @dataclass
@@ -115,23 +117,48 @@ def read_ply(path: str | Path) -> Ply:
     return Ply(vertex, faces)
 
 
+def _triangles(parts: list[np.ndarray]) -> np.ndarray:
+    """[T,3] int64: the triangle arrays ``parts`` one after the other; [0,3] for none."""
+    return np.concatenate(parts).astype(np.int64, copy=False) if parts else np.zeros((0, 3), np.int64)
+
+
 def _fan(polygons: list[np.ndarray]) -> np.ndarray:
     """Triangles of polygons (fans from each one's first corner); [0,3] for none."""
-    triangles = [np.stack([p[np.zeros(len(p) - 2, int)], p[1:-1], p[2:]], axis=1) for p in polygons if len(p) >= 3]
-    return np.concatenate(triangles).astype(np.int64) if triangles else np.zeros((0, 3), np.int64)
+    return _triangles([np.stack([p[np.zeros(len(p) - 2, int)], p[1:-1], p[2:]], axis=1)
+                       for p in polygons if len(p) >= 3])
+
+
+def _strips(lists: list[np.ndarray]) -> np.ndarray:
+    """Triangles of triangle strips: ``v0 v1 v2 v3 v4 ...`` gives (v0,v1,v2), (v2,v1,v3), (v2,v3,v4), ... (every
+    second one reversed, so all wind alike); ``STRIP_END`` ends a strip and the next starts afresh. Degenerate
+    triangles (a repeated vertex: how strips are joined without ``STRIP_END``) are dropped. [0,3] for none."""
+    triangles = []
+    for indices in lists:
+        for strip in np.split(indices, np.flatnonzero(indices == STRIP_END)):
+            strip = strip[strip != STRIP_END]
+            first, second, third = strip[:-2], strip[1:-1], strip[2:]
+            odd = np.arange(len(third)) % 2 == 1
+            triangles.append(np.stack([np.where(odd, second, first), np.where(odd, first, second), third], axis=1))
+    found = _triangles(triangles)
+    proper = (found[:, 0] != found[:, 1]) & (found[:, 1] != found[:, 2]) & (found[:, 0] != found[:, 2])
+    return found[proper]
+
+
+# elements whose vertex index lists are faces, and how they become triangles
+TRIANGULATE = {"face": _fan, "tristrips": _strips}
 
 
 def _face_list(element: Element, path: Path) -> Property:
     lists = [p for p in element.properties if p.count_dtype is not None and p.name in FACE_LISTS]
     if not lists:
-        raise DataFileError(path, "face element has no vertex_indices list property", element.line)
+        raise DataFileError(path, f"{element.name} element has no vertex_indices list property", element.line)
     return lists[0]
 
 
 def _read_binary(data: bytes, offset: int, elements: list[Element], order: str,
                  path: Path) -> tuple[dict[str, np.ndarray], np.ndarray]:
     vertex: dict[str, np.ndarray] = {}
-    faces = np.zeros((0, 3), np.int64)
+    faces: list[np.ndarray] = []
     for element in elements:
         if all(p.count_dtype is None for p in element.properties):
             dtype = np.dtype([(p.name, order + p.dtype) for p in element.properties])
@@ -160,20 +187,22 @@ def _read_binary(data: bytes, offset: int, elements: list[Element], order: str,
                 table = None
         if table is not None:
             offset += size
-            if element.name == "face":
-                faces = table[f"{_face_list(element, path).name}__items"].astype(np.int64)
+            if element.name in TRIANGULATE:
+                items = table[f"{_face_list(element, path).name}__items"].astype(np.int64)
+                # three corners in every list: faces are the triangles themselves (and fast for millions)
+                faces.append(items if element.name == "face" else _strips(list(items)))
             continue
-        polygons, offset = _binary_rows(data, offset, element, order, path)
-        if element.name == "face":
-            faces = _fan(polygons)
-    return vertex, faces
+        lists, offset = _binary_rows(data, offset, element, order, path)
+        if element.name in TRIANGULATE:
+            faces.append(TRIANGULATE[element.name](lists))
+    return vertex, _triangles(faces)
 
 
 def _binary_rows(data: bytes, offset: int, element: Element, order: str,
                  path: Path) -> tuple[list[np.ndarray], int]:
-    """Row-by-row parse of an element with variable-length lists; returns the face lists (if any) and the
-    offset after the element."""
-    face_list = _face_list(element, path).name if element.name == "face" else None
+    """Row-by-row parse of an element with variable-length lists; returns its vertex index lists (for a face
+    element, else none) and the offset after the element."""
+    face_list = _face_list(element, path).name if element.name in TRIANGULATE else None
     polygons = []
     for row in range(element.count):
         for p in element.properties:
@@ -204,7 +233,7 @@ def _read_ascii(body: bytes, elements: list[Element], header_lines: int,
     lines = text.splitlines()
     rows = [(header_lines + number, line) for number, line in enumerate(lines, 1) if line.strip()]
     vertex: dict[str, np.ndarray] = {}
-    faces = np.zeros((0, 3), np.int64)
+    faces: list[np.ndarray] = []
     position = 0
     for element in elements:
         chunk = rows[position:position + element.count]
@@ -218,9 +247,9 @@ def _read_ascii(body: bytes, elements: list[Element], header_lines: int,
                 vertex = {p.name: table[:, column].astype(p.dtype)
                           for column, p in enumerate(element.properties)}
             continue
-        if element.name == "face":
-            faces = _fan(_ascii_lists(chunk, element, path))
-    return vertex, faces
+        if element.name in TRIANGULATE:
+            faces.append(TRIANGULATE[element.name](_ascii_lists(chunk, element, path)))
+    return vertex, _triangles(faces)
 
 
 def _ascii_table(chunk: list[tuple[int, str]], columns: int, path: Path) -> np.ndarray:
