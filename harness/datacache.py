@@ -250,8 +250,11 @@ def unread_elements(path: Path) -> str:
     """A note naming the elements of a PLY header other than ``vertex`` and ``face`` ("" for none, or any other
     file): where trimesh finds no faces, or fails, they may be the faces in a form it does not read, such as
     ``tristrips``."""
-    with open(path, "rb") as stream:
-        head = stream.read(1 << 16)
+    try:
+        with open(path, "rb") as stream:
+            head = stream.read(1 << 16)
+    except OSError:  # e.g. missing: the error it is a note to says so
+        return ""
     if not head.startswith(b"ply"):
         return ""
     lines = head.split(b"end_header")[0].decode("ascii", errors="replace").splitlines()
