@@ -20,6 +20,7 @@ from harness.floors import FLOOR_SPLIT, best_per_metric, cached_for_run, metrics
 from harness.metrics.directions import direction, metric
 from harness.runner import RunContext
 from harness.specs import ComponentSpec, Kind
+from harness.split_checks import SplitKeys, check_splits
 from harness.store import Metric
 from harness.trained import recipe, train_once
 
@@ -74,7 +75,17 @@ class TaskProtocol:
         one of them gets."""
         raise NotImplementedError
 
+    def split_keys(self, ctx: RunContext) -> SplitKeys:
+        """The sample keys it reads of each split's items, training, selection, evaluation and floors together
+        (the run's data is checked against them before anything trains)."""
+        raise NotImplementedError
+
     # ----- shared --------------------------------------------------------------------------------
+    def check_data(self, ctx: RunContext, protocol: str = "") -> None:
+        """Stop before training if a split this task reads is empty or lacks a key it reads (``protocol``: the
+        run's protocol named in the error, when it is not this task's, e.g. compression)."""
+        check_splits(ctx.dataset, self.split_keys(ctx), protocol or self.name)
+
     def floors(self, ctx: RunContext) -> TaskFloors:
         """The trivial floors of the run's dataset under this protocol's evaluation settings (cached)."""
         setting = {name: getattr(self.config, name) for name in self.floor_fields}
@@ -110,6 +121,7 @@ class TaskProtocol:
         return model, best
 
     def run(self, ctx: RunContext) -> list[Metric]:
+        self.check_data(ctx)
         model, best = self.trained_model(ctx)
         return ([metric("val", self.selection, best)] + self.evaluate(model, ctx)
                 + [metric("test", "parameters", sum(p.numel() for p in model.parameters()))]

@@ -13,6 +13,7 @@ from harness.losses import class_loss
 from harness.metrics.classification import classification_metrics
 from harness.metrics.directions import metric
 from harness.runner import RunContext
+from harness.split_checks import SplitKeys
 from harness.store import Metric
 from harness.task_protocol import TaskProtocol
 from harness.training import fit, make_loader, to_device
@@ -62,6 +63,11 @@ class ClassificationProtocol(TaskProtocol):
         overall, per_class = classification_metrics(predicted, target, ctx.dataset.info.classes)
         return ([metric("test", name, value) for name, value in overall.items()]
                 + [metric("test", "top1", value, class_name=name) for name, value in per_class.items()])
+
+    def split_keys(self, ctx: RunContext) -> SplitKeys:
+        """The input and label of every split; the test items' index too (the constant floor sizes its batch by it)."""
+        read = (ctx.input_key, LABEL)
+        return {"train": read, "val": read, "test": (*read, INDEX)}
 
     def trivial_models(self, ctx: RunContext) -> list[ConstantClassifier]:
         labels = np.stack(training_arrays(ctx.dataset.split("train"), [LABEL])[LABEL])

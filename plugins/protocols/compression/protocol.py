@@ -69,6 +69,7 @@ class CompressionProtocol:
     def run(self, ctx: RunContext) -> list[Metric]:
         cfg = self.config
         task = task_protocol(ctx)
+        task.check_data(ctx, "compression")
         model, origin = baseline_model(ctx, task, cfg)
         baseline = task.score(model, ctx, "test")
         metrics = [metric("test", f"baseline_{task.selection}", baseline)]

@@ -46,6 +46,7 @@ from harness.losses import UncertaintyWeighting, inverse_log_frequency, semantic
 from harness.metrics.directions import metric
 from harness.runner import RunContext
 from harness.specs import Kind
+from harness.split_checks import check_splits, merge_split_keys
 from harness.store import Metric
 from harness.trained import recipe, train_once
 from harness.training import as_batch, fit, seed_everything
@@ -223,6 +224,23 @@ def data_key(config: Any, fingerprint: str) -> dict[str, Any]:
     """A dataset in a recipe: its fingerprint and the item sizes (not part of the fingerprint) training draws."""
     sizes = {name: getattr(config, name) for name in ("input_points", "query_points") if hasattr(config, name)}
     return {"fingerprint": fingerprint, **sizes}
+
+
+def stage1_split_keys(input_key: str) -> dict[str, tuple[str, ...]]:
+    """What stage 1 reads: the input and the queries' distances, of the training and validation scenes."""
+    geometry = (input_key, QUERY, UDF)
+    return {"train": geometry, "val": geometry}
+
+
+def scene_split_keys(input_key: str, semantics: bool, tsne: bool) -> dict[str, tuple[str, ...]]:
+    """What a row's stages, evaluation and floors read of each split: stage 1's keys, the test scenes' queries'
+    distances and surface; with ``semantics`` the queries' labels (stage 2, the baseline), a training item's index (its
+    stored encoding) and the surface labels (the floor's majority class, the test metrics); with ``tsne`` the first
+    test scene's points and their labels."""
+    semantic = {"train": (QUERY, SEMANTIC, INDEX, SURFACE_SEMANTIC), "val": (QUERY, SEMANTIC),
+                "test": (SURFACE_SEMANTIC,)} if semantics else {}
+    return merge_split_keys(stage1_split_keys(input_key), {"test": (input_key, QUERY, UDF, SURFACE)}, semantic,
+                            {"test": (POINTS, POINTS_SEMANTIC)} if tsne else {})
 
 
 def own_data(ctx: RunContext) -> TrainingData:
@@ -568,6 +586,8 @@ class ContextualiseProtocol:
             raise ValueError(f"protocol.row={row} decodes semantics from a points encoding; encoder "
                              f"{ctx.specs['encoder'].name} produces a {produces} encoding, which only the geometric "
                              "row (UDF reconstruction) takes")
+        check_splits(ctx.dataset, scene_split_keys(ctx.input_key, row != "geometric",
+                                                   row == "context" and self.config.tsne_points > 0), "contextualise")
         stages = SceneStages(ctx, self.config)
         if row == "context":
             stages.head_spec_and_config("context")  # a bad ablation override fails before any training

@@ -13,10 +13,11 @@ from harness.data import QUERY, UDF
 from harness.metrics.directions import metric
 from harness.runner import RunContext, RunSetup
 from harness.specs import Kind
+from harness.split_checks import check_splits
 from harness.store import Metric
 
 from ..contextualise.protocol import (SceneStages, TrainingData, check_dataset, data_key, evaluate_scenes,
-                                      scene_floors)
+                                      scene_floors, scene_split_keys, stage1_split_keys)
 from . import CrossDatasetConfig
 
 
@@ -76,7 +77,11 @@ def source_fingerprints(setup: RunSetup) -> dict[str, str]:
 
 
 def source_data(ctx: RunContext, config: CrossDatasetConfig) -> TrainingData:
+    """Stage 1's training and validation data: the source's splits, or the union of the sources' (each checked
+    first)."""
     sources = source_datasets(ctx, config)
+    for dataset, _ in sources:
+        check_splits(dataset, stage1_split_keys(ctx.input_key), "cross_dataset", role="source dataset")
     if len(sources) == 1:
         dataset, dataset_config = sources[0]
         return TrainingData(dataset.split("train"), dataset.split("val"),
@@ -95,6 +100,7 @@ class CrossDatasetProtocol:
 
     def run(self, ctx: RunContext) -> list[Metric]:
         check_dataset(ctx, True, "cross_dataset")
+        check_splits(ctx.dataset, scene_split_keys(ctx.input_key, True, False), "cross_dataset")
         stages = SceneStages(ctx, self.config)
         stage1, udf_l1 = stages.geometric(source_data(ctx, self.config), ctx.run_dir / "stage1")
         parts, best = stages.on_frozen(stage1, True, ctx.run_dir / "stage2")

@@ -9,8 +9,8 @@ from harness.runner import RunContext
 from harness.specs import Kind
 from harness.store import Metric
 
-from ..multitask.protocol import (SCORERS, MultitaskModel, build_model, check_tasks, evaluate, floors, train,
-                                  train_once_for)
+from ..multitask.protocol import (SCORERS, MultitaskModel, build_model, check_data, check_tasks, evaluate, floors,
+                                  train, train_once_for)
 from . import HoldoutConfig
 
 
@@ -41,6 +41,7 @@ class HoldoutProtocol:
                              "a held-out task must not train the encoder")
         check_tasks([cfg.task], "parallel", info.targets, info.name)
         pretrained = build_model(ctx, cfg.pretrain_tasks, cfg.decoders, cfg.heads)
+        check_data(ctx, cfg, [*cfg.pretrain_tasks, cfg.task], "holdout")
         stage1 = train_once_for(pretrained, ctx, cfg, cfg.pretrain_tasks, cfg.decoders, ctx.run_dir / "stage1")
         # stage 1's test metrics are those of the multitask (or, for ONet alone, reconstruction) run that trained
         # the same weights: not evaluated again here

@@ -18,6 +18,7 @@ from harness.losses import class_loss, occupancy_loss, part_loss
 from harness.metrics.directions import metric
 from harness.runner import RunContext
 from harness.specs import TASK_TARGETS, Kind
+from harness.split_checks import SplitKeys, check_splits, merge_split_keys
 from harness.store import Metric
 from harness.task_protocol import TaskProtocol
 from harness.trained import recipe, train_once
@@ -32,6 +33,10 @@ from . import TASKS, MultitaskConfig, TaskHeadsConfig
 SCORERS: dict[str, type[TaskProtocol]] = {
     "occupancy": ReconstructionProtocol, "classification": ClassificationProtocol,
     "segmentation": SegmentationProtocol}
+
+
+# what each task's loss reads of a training batch (``MultitaskModel.losses``), besides the encoder's input
+LOSS_KEYS = {"classification": (LABEL,), "occupancy": (QUERY, OCCUPANCY), "segmentation": (QUERY, PART)}
 
 
 class Channels(nn.Module):
@@ -108,6 +113,17 @@ def build_model(ctx: RunContext, tasks: Sequence[str], decoders: str, head_names
     return model.to(ctx.device)
 
 
+def split_keys(ctx: RunContext, config: TaskHeadsConfig, tasks: Sequence[str]) -> SplitKeys:
+    """What training ``tasks`` together and scoring, evaluating and flooring each by its own protocol read."""
+    training = {"train": (ctx.input_key, *(key for task in tasks for key in LOSS_KEYS[task]))}
+    return merge_split_keys(training, *(SCORERS[task](config).split_keys(ctx) for task in tasks))
+
+
+def check_data(ctx: RunContext, config: TaskHeadsConfig, tasks: Sequence[str], protocol: str) -> None:
+    """Stop before training if a split ``tasks`` read is empty or lacks a key they read."""
+    check_splits(ctx.dataset, split_keys(ctx, config, tasks), protocol)
+
+
 def train(model: MultitaskModel, ctx: RunContext, config: TaskHeadsConfig, tasks: Sequence[str], run_dir: Path,
           parameters: Iterable[nn.Parameter] | None = None) -> float:
     """Fit the weighted loss sum; model selection on the first task's validation metric."""
@@ -161,6 +177,7 @@ class MultitaskProtocol:
     def run(self, ctx: RunContext) -> list[Metric]:
         cfg = self.config
         model = build_model(ctx, cfg.tasks, cfg.decoders, cfg.heads)
+        check_data(ctx, cfg, cfg.tasks, "multitask")
         best_val = train_once_for(model, ctx, cfg, cfg.tasks, cfg.decoders, ctx.run_dir)
         return ([metric("val", SCORERS[cfg.tasks[0]].selection, best_val)]
                 + evaluate(model, ctx, cfg, cfg.tasks)

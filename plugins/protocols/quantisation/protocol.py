@@ -28,6 +28,7 @@ class QuantisationProtocol:
         if not cfg.configurations:
             raise ValueError("protocol.configurations is empty: give at least one setting to evaluate")
         task = task_protocol(ctx)
+        task.check_data(ctx, "quantisation")
         model, _ = baseline_model(ctx, task, cfg)
         metrics = self.row(FLOAT_LABEL, task.score(model, ctx, "test"), model_size(model), task.selection)
         for n, configuration in enumerate(cfg.configurations):

@@ -17,6 +17,7 @@ from harness.metrics.directions import metric
 from harness.metrics.reconstruction import mean_over_classes, mesh_metrics, volumetric_iou
 from harness.progress import progress
 from harness.runner import RunContext
+from harness.split_checks import SplitKeys
 from harness.store import Metric
 from harness.task_protocol import TaskProtocol
 from harness.implicit import ImplicitNetwork
@@ -72,6 +73,13 @@ class ReconstructionProtocol(TaskProtocol):
         level = best_level(mean_shape, validation[IOU_QUERY], validation[IOU_OCCUPANCY])
         return [FieldNetwork(at_level(mean_shape, level)), FieldNetwork(constant_occupancy(1.0)),
                 FieldNetwork(constant_occupancy(0.0))]
+
+    def split_keys(self, ctx: RunContext) -> SplitKeys:
+        """Training reads the queries' occupancy; validation (selection and the mean shape's level) the IoU points;
+        the test split those, the surface with its normals for the mesh metrics, the class and the index."""
+        iou = (ctx.input_key, IOU_QUERY, IOU_OCCUPANCY)
+        return {"train": (ctx.input_key, QUERY, OCCUPANCY), "val": iou,
+                "test": (*iou, SURFACE, NORMALS, LABEL, INDEX)}
 
     # ----- evaluation ----------------------------------------------------------------------------
     def _eval_items(self, ctx: RunContext, split: str) -> list[int]:

@@ -15,6 +15,7 @@ from harness.metrics.directions import metric
 from harness.metrics.segmentation import aggregate_miou, shape_miou
 from harness.progress import progress
 from harness.runner import RunContext
+from harness.split_checks import SplitKeys
 from harness.store import Metric
 from harness.task_protocol import TaskProtocol
 from harness.training import as_batch, fit
@@ -65,6 +66,12 @@ class SegmentationProtocol(TaskProtocol):
 
     def labels(self, batch: dict) -> torch.Tensor:
         return batch[self.label_key]
+
+    def split_keys(self, ctx: RunContext) -> SplitKeys:
+        """Every split: the input, the points segmented and their labels, and the category (its parts)."""
+        where = () if self.config.points_as_queries else (QUERY,)
+        read = (ctx.input_key, *where, self.label_key, LABEL)
+        return {split: read for split in ("train", "val", "test")}
 
     def trivial_models(self, ctx: RunContext) -> list[CategoryMajorityPart]:
         """The majority part of each category's labelled training points (a category without any: its first
