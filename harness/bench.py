@@ -200,8 +200,8 @@ def _run_in_turn(registry: Registry, overrides: Sequence[list[str]],
 def _run_in_workers(overrides: Sequence[list[str]], outcomes: list[tuple[RunOutcome | None, str]], jobs: int,
                     store_url: str) -> None:
     """At most ``jobs`` runs at a time in worker processes, each submitted only when a worker is free, so a stop
-    leaves nothing queued. On SIGINT/SIGTERM the workers get SIGTERM (their runs record the interruption) and are
-    waited for; a dead worker's runs are failed and a fresh pool takes the rest."""
+    leaves nothing queued. On SIGINT/SIGTERM the workers get the same signal (their runs record the interruption)
+    and are waited for; a dead worker's runs are failed and a fresh pool takes the rest."""
     import torch
 
     threads = max(1, torch.get_num_threads() // jobs)
@@ -214,7 +214,7 @@ def _run_in_workers(overrides: Sequence[list[str]], outcomes: list[tuple[RunOutc
             log.warning("%s: starting no more runs; interrupting the runs in flight", signal.Signals(signum).name)
             for child in multiprocessing.active_children():
                 with contextlib.suppress(ProcessLookupError):
-                    os.kill(child.pid, signal.SIGTERM)
+                    os.kill(child.pid, signum)
 
     pending = deque(range(len(overrides)))
     previous = {signum: signal.signal(signum, on_signal) for signum in (signal.SIGINT, signal.SIGTERM)}
@@ -294,19 +294,28 @@ def _start_worker(threads: int) -> None:
 
 def _end_with_parent(grace_s: float = 60.0) -> None:
     """Wait for the parent process to end; then SIGTERM this worker (a run in progress records its interruption)
-    and, should it still be alive after ``grace_s``, exit."""
+    and exit as soon as no run is in progress (after ``grace_s`` at the latest)."""
     parent = multiprocessing.parent_process()
     if parent is None:
         return
     multiprocessing.connection.wait([parent.sentinel])
     os.kill(os.getpid(), signal.SIGTERM)
-    time.sleep(grace_s)
+    deadline = time.monotonic() + grace_s
+    while _run_in_progress.is_set() and time.monotonic() < deadline:
+        time.sleep(0.05)
     os._exit(128 + signal.SIGTERM)
+
+
+_run_in_progress = threading.Event()  # set while a bench worker runs a combination
 
 
 def _run_in_worker(overrides: list[str]) -> tuple[RunOutcome | None, str]:
     assert _worker_registry is not None, "bench worker used before _start_worker"
-    return _run_one(_worker_registry, overrides)
+    _run_in_progress.set()
+    try:
+        return _run_one(_worker_registry, overrides)
+    finally:
+        _run_in_progress.clear()
 
 
 TIME_COLUMNS = ("total_s", *(f"{name}_s" for name in PHASES))

@@ -183,7 +183,7 @@ def cmd_run(argv: Sequence[str]) -> int:
     import hydra
 
     from harness.compat import IncompatibleError
-    from harness.config import ROOT_CONFIG, register_configs
+    from harness.config import ROOT_CONFIG, harness_home, register_configs
     from harness.registry import UnknownComponentError
     from harness.runner import Interrupted, RunFailed, execute, interrupts_raised
     from harness.store import StoreError
@@ -205,6 +205,13 @@ def cmd_run(argv: Sequence[str]) -> int:
         summary = {m.name: round(m.value, 4) for m in outcome.metrics if m.split == "test" and m.class_name is None}
         print(f"{outcome.status}: identity {outcome.identity[:12]} run {outcome.run_id} {summary}")
 
+    home = next((arg.split("=", 1)[1] for arg in argv if arg.startswith("paths.home=")), harness_home())
+    try:  # Hydra makes its output folder there before the run starts: say what is wrong in one line
+        Path(home).mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        print(f"error: the harness home {home} (HARNESS_HOME or paths.home) is not a usable folder: {exc}",
+              file=sys.stderr)
+        return 1
     sys.argv = ["harness run"] + ["force=true" if arg == "--force" else arg for arg in argv]
     try:
         with interrupts_raised():
@@ -243,7 +250,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     if not argv or argv[0] in ("-h", "--help") or argv[0] not in COMMANDS:
         print(USAGE, file=sys.stderr if argv and argv[0] not in ("-h", "--help") else sys.stdout)
         return 0 if not argv or argv[0] in ("-h", "--help") else 2
-    return COMMANDS[argv[0]](argv[1:])
+    from harness.store import StoreError
+
+    try:
+        return COMMANDS[argv[0]](argv[1:])
+    except StoreError as exc:  # a store that cannot be opened, read or written: one line, not a traceback
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
 
 
 if __name__ == "__main__":
