@@ -290,6 +290,9 @@ def fit(model: torch.nn.Module, train_data: Any, schedule: TrainingConfig, run_d
                                                       "optimizer": optimizer.state_dict(), "best_val": best,
                                                       "seconds": seconds(), "curve_loss": [loss_sum, loss_count],
                                                       "batches": batches.state(), "random": random_states()})
+    if not (run_dir / "best.pt").exists():  # every validation gave NaN: nothing can be selected
+        raise FloatingPointError(f"validation {metric_name} was never a number (NaN at every check): no model "
+                                 f"can be selected")
     model.load_state_dict(load_checkpoint(run_dir / "best.pt", device)["model"])
     return best
 

@@ -211,3 +211,11 @@ def test_batch_stream_gives_the_batches_of_a_shuffling_data_loader():
     expected = [batch["i"].tolist() for _ in range(4) for batch in loader]
     stream = BatchStream(data, batch_size=3, seed=5, drop_last=True)
     assert [next(stream)["i"].tolist() for _ in expected] == expected
+
+
+def test_validation_that_is_never_a_number_fails_with_that_reason(tmp_path):
+    model = torch.nn.Linear(1, 1)
+    config = TrainingConfig(steps=4, batch_size=1, lr=0.1, validate_every=2, checkpoint_every=2)
+    with pytest.raises(FloatingPointError, match="validation iou was never a number"):
+        fit(model, [{"x": torch.ones(1)}], config, tmp_path, torch.device("cpu"), seed=0,
+            loss_fn=lambda m, batch: m(batch["x"]).sum(), validate=lambda m: float("nan"), metric_name="iou")
