@@ -314,8 +314,19 @@ def _run_in_worker(overrides: list[str]) -> tuple[RunOutcome | None, str]:
     _run_in_progress.set()
     try:
         return _run_one(_worker_registry, overrides)
+    except Interrupted as exc:
+        # a signal that interrupts a run ends its worker too, shortly after the interruption is reported: the pool
+        # SIGTERMs every worker when one dies and then waits for them to end, which a worker that only records
+        # its run's interruption and asks for the next one never would
+        ending = threading.Timer(WORKER_EXIT_DELAY_S, os._exit, (exc.exit_code,))
+        ending.daemon = True
+        ending.start()
+        raise
     finally:
         _run_in_progress.clear()
+
+
+WORKER_EXIT_DELAY_S = 2.0
 
 
 TIME_COLUMNS = ("total_s", *(f"{name}_s" for name in PHASES))

@@ -37,8 +37,16 @@ def wait_for(condition, process: subprocess.Popen, seconds: float = 300) -> None
     deadline = time.time() + seconds
     while not condition():
         assert process.poll() is None, process.stdout.read()
-        assert time.time() < deadline, "timed out"
+        if time.time() > deadline:
+            process.kill()
+            table = runs_of_process(process)
+            raise AssertionError(f"timed out; runs: {table}\n{process.stdout.read()[-5000:]}")
         time.sleep(0.2)
+
+
+def runs_of_process(process: subprocess.Popen):
+    table = runs(Path(process.args[-len(LONG) - 1]).parent)  # the bench's --out folder is in its home
+    return None if table is None else table[["id", "status", "pid", "method", "error"]].to_string()
 
 
 def training(home: Path, count: int) -> bool:
