@@ -274,7 +274,7 @@ def execute(cfg: DictConfig, registry: Registry) -> RunOutcome:
             raise
         except Exception as exc:
             error = f"{type(exc).__name__}: {exc}"
-            (run_dir / ERROR_FILE).write_text(traceback.format_exc())
+            _write_beside(run_dir / ERROR_FILE, traceback.format_exc())
             store.fail(run_id, error)
             raise RunFailed(f"run {run_id} ({record.method} on {record.dataset}, protocol {record.protocol}) "
                             f"failed: {error}") from exc
@@ -282,6 +282,15 @@ def execute(cfg: DictConfig, registry: Registry) -> RunOutcome:
     times = timing.run_times(protocol_s=finished - started, total_s=finished - run_started)
     recorded = metrics + [Metric(timing.TIME_SPLIT, name, seconds) for name, seconds in times.items()]
     # written first, so a store that fails now loses nothing: the figures stay in the run folder
-    (run_dir / METRICS_FILE).write_text(json.dumps([dataclasses.asdict(m) for m in recorded], indent=1) + "\n")
+    _write_beside(run_dir / METRICS_FILE, json.dumps([dataclasses.asdict(m) for m in recorded], indent=1) + "\n")
     store.succeed(run_id, recorded, wall_time_s=finished - started, curves=collect_curves(run_dir))
     return RunOutcome("succeeded", identity, run_id, metrics)
+
+
+def _write_beside(path: Path, text: str) -> None:
+    """A copy in the run folder of what the store records; a disk that refuses it (full) must not keep the store
+    from recording the run, so the failure is only logged."""
+    try:
+        path.write_text(text)
+    except OSError as exc:
+        log.warning("could not write %s: %s", path, exc)

@@ -244,3 +244,20 @@ def torch_cuda_available() -> bool:
     import torch
 
     return torch.cuda.is_available()
+
+
+@pytest.mark.skipif(not os.path.exists("/dev/full"), reason="needs /dev/full")
+def test_full_disk_fails_the_run_with_that_reason_and_leaves_no_temporary_file(home):
+    """The resumed run's next checkpoint is written to /dev/full (its temporary file links there): a real ENOSPC."""
+    args = ["run", *SMOKE, "seed=13", *LONG_RUN]
+    process = start_run(home, *args)
+    wait_for_checkpoint(home, process)
+    process.kill()
+    process.wait(timeout=30)
+    run_dir = home / store(home).runs(status="running")["run_dir"].iloc[0]
+    (run_dir / "last.pt.tmp").symlink_to("/dev/full")
+    result = harness(home, *args, check=False)
+    assert result.returncode == 1 and "Traceback" not in result.stderr
+    failed = store(home).runs(status="failed")
+    assert f"no space left on {run_dir}" in failed[failed["seed"] == 13]["error"].iloc[0]
+    assert not (run_dir / "last.pt.tmp").exists()
