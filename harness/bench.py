@@ -30,7 +30,7 @@ from harness.config import ROOT_CONFIG, register_configs
 from harness.registry import Registry
 from harness.runner import Interrupted, RunFailed, RunOutcome, execute, interrupts_raised
 from harness.specs import BenchVariant, ComponentSpec, Kind
-from harness.store import Store
+from harness.store import Store, StoreError
 from harness.timing import PHASES, TIME_SPLIT
 
 log = logging.getLogger(__name__)
@@ -153,8 +153,9 @@ def run_bench(registry: Registry, profile: str = "quick", seeds: int = 1, force:
     the same dataset or trained weights wait for whichever builds them first (both caches are locked).
 
     SIGINT or SIGTERM stops it (:class:`BenchStopped`): nothing more starts, the runs in flight are interrupted
-    and recorded as such (a rerun resumes them). A worker that dies fails its run (its row is marked
-    interrupted) and the bench goes on with a fresh worker."""
+    and recorded as such (a rerun resumes them); a second signal kills the workers. A worker that dies takes the
+    runs in flight with it (the pool ends every worker; their rows are marked interrupted, a rerun resumes them)
+    and the bench goes on with fresh workers."""
     register_configs(registry)
     todo = [(combination, seed) for combination in combinations(registry)
             if not protocols or combination.protocol in protocols for seed in range(seeds)]
@@ -209,41 +210,67 @@ def _run_in_workers(overrides: Sequence[list[str]], outcomes: list[tuple[RunOutc
     stop: list[int] = []
 
     def on_signal(signum: int, frame: Any) -> None:
-        if not stop:
-            stop.append(signum)
-            log.warning("%s: starting no more runs; interrupting the runs in flight", signal.Signals(signum).name)
-            for child in multiprocessing.active_children():
-                with contextlib.suppress(ProcessLookupError):
-                    os.kill(child.pid, signum)
+        """The first signal is passed on to the workers, whose runs record it; a second one kills them (their rows
+        are then marked interrupted as stale)."""
+        again = bool(stop)
+        stop.append(signum)
+        log.warning("%s: %s", signal.Signals(signum).name, "killing the workers" if again else
+                    "starting no more runs; interrupting the runs in flight (again to kill them)")
+        for child in multiprocessing.active_children():
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(child.pid, signal.SIGKILL if again else signum)
 
     pending = deque(range(len(overrides)))
     previous = {signum: signal.signal(signum, on_signal) for signum in (signal.SIGINT, signal.SIGTERM)}
     try:
         while pending and not stop:
-            with ProcessPoolExecutor(jobs, mp_context=context, initializer=_start_worker,
-                                     initargs=(threads,)) as pool:
-                running: dict[Future, int] = {}
-                broken = False
-                while not broken and ((pending and not stop) or running):
-                    while pending and not stop and len(running) < jobs:
-                        index = pending.popleft()
+            pool = ProcessPoolExecutor(jobs, mp_context=context, initializer=_start_worker, initargs=(threads,))
+            running: dict[Future, int] = {}
+            workers: dict[int, multiprocessing.process.BaseProcess] = {}
+            broken = False
+            while not broken and ((pending and not stop) or running):
+                while pending and not stop and len(running) < jobs and not broken:
+                    index = pending.popleft()
+                    try:
                         running[pool.submit(_run_in_worker, overrides[index])] = index
-                    done, _ = wait(running, timeout=0.5, return_when=FIRST_COMPLETED)
-                    for future in done:
-                        outcome = outcomes[running.pop(future)] = _worker_outcome(future)
-                        broken = broken or outcome[1] == WORKER_DIED
-                if broken:  # the pool ended every worker: the runs in flight share the dead one's fate
-                    wait(running)
-                    for future, index in running.items():
-                        outcomes[index] = _worker_outcome(future)
-            if broken:
-                Store(store_url).mark_stale()
+                    except BrokenProcessPool:  # a worker died since the last wait: this run goes to the next pool
+                        pending.appendleft(index)
+                        broken = True
+                done, _ = wait(running, timeout=0.5, return_when=FIRST_COMPLETED)
+                for future in done:
+                    outcome = outcomes[running.pop(future)] = _worker_outcome(future)
+                    broken = broken or outcome[1] == WORKER_DIED
+                workers.update((child.pid, child) for child in multiprocessing.active_children())
+                # the pool notices a dead worker itself, but not always (a worker killed at the wrong moment can leave
+                # its queues locked): a worker seen alive and now gone breaks the pool here too
+                broken = broken or (not stop and any(not worker.is_alive() for worker in workers.values()))
+            if broken:  # end every worker for certain; the runs in flight share the dead one's fate
+                for worker in workers.values():
+                    with contextlib.suppress(ProcessLookupError):
+                        os.kill(worker.pid, signal.SIGKILL)
+                for worker in workers.values():
+                    worker.join(10)  # reaped, so their runs' owners are provably gone
+                for future, index in running.items():
+                    outcomes[index] = (None, WORKER_DIED)
+                pool.shutdown(wait=False, cancel_futures=True)
+            else:
+                pool.shutdown(wait=True)
+            if broken or stop:  # a run whose worker died before it could record its end
+                _mark_stale(store_url)
     finally:
         for signum, action in previous.items():
             signal.signal(signum, action)
     if stop:
-        Store(store_url).mark_stale()  # a run whose worker died before it could record the interruption
         raise BenchStopped([], stop[0])
+
+
+def _mark_stale(store_url: str) -> None:
+    """Mark the runs of dead workers interrupted; a store that cannot be written only gets a log line (its rows
+    are marked by the next run that opens it)."""
+    try:
+        Store(store_url).mark_stale()
+    except StoreError as exc:
+        log.error("could not mark the runs of dead workers: %s", exc)
 
 
 WORKER_DIED = "its worker process died (the run is marked interrupted; a rerun resumes it)"
@@ -275,9 +302,9 @@ _worker_registry: Registry | None = None
 
 
 def _start_worker(threads: int) -> None:
-    """A bench worker process: its logging, its share of the torch threads and its registry. It leaves Ctrl-C to
-    its parent (which stops the bench and sends SIGTERM, that a run records as its interruption) and ends when the
-    parent does, however that dies."""
+    """A bench worker process: its logging, its share of the torch threads and its registry. Between runs it
+    ignores Ctrl-C, which its parent handles (stopping the bench and passing the signal on to the runs in flight);
+    it ends when the parent does, however that dies."""
     global _worker_registry
     import torch
 
@@ -313,7 +340,8 @@ def _run_in_worker(overrides: list[str]) -> tuple[RunOutcome | None, str]:
     assert _worker_registry is not None, "bench worker used before _start_worker"
     _run_in_progress.set()
     try:
-        return _run_one(_worker_registry, overrides)
+        with interrupts_raised():  # from the first step (composing, building the dataset), not only in training
+            return _run_one(_worker_registry, overrides)
     except Interrupted as exc:
         # a signal that interrupts a run ends its worker too, shortly after the interruption is reported: the pool
         # SIGTERMs every worker when one dies and then waits for them to end, which a worker that only records

@@ -144,6 +144,7 @@ def cmd_store(argv: Sequence[str]) -> int:
 def cmd_bench(argv: Sequence[str]) -> int:
     from harness.bench import BenchStopped, bench_store_url, report_timing, run_bench
     from harness.config import PROFILES, harness_home
+    from harness.store import StoreError
 
     parser = argparse.ArgumentParser(prog="harness bench")
     parser.add_argument("--profile", default="quick", choices=PROFILES)
@@ -170,9 +171,14 @@ def cmd_bench(argv: Sequence[str]) -> int:
     store_url = bench_store_url(args.overrides)
     rows = [(str(c), outcome.status if outcome else "failed", error[:120]) for c, outcome, error in results]
     print(tabulate(rows, headers=["combination", "status", "error"]))
-    if any(outcome is not None and outcome.status != "not started" for _, outcome, _ in results):
-        report_timing(results, store_url, Path(harness_home()) / "bench_timing.json")
-        _write_leaderboards(registry, store_url, Path(args.out), args.allow_shrink)
+    if any(outcome is None or outcome.status != "not started" for _, outcome, _ in results):
+        try:
+            report_timing(results, store_url, Path(harness_home()) / "bench_timing.json")
+            _write_leaderboards(registry, store_url, Path(args.out), args.allow_shrink)
+        except StoreError as exc:  # reported, but a stopped bench still exits with its signal's code
+            print(f"error: {exc}", file=sys.stderr)
+            if stopped is None:
+                return 1
     if stopped is not None:
         print(f"{stopped}: the interrupted runs resume on the next `harness bench`", file=sys.stderr)
         return stopped.exit_code

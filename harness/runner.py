@@ -195,10 +195,13 @@ def interrupts_raised() -> Iterator[None]:
 
 @contextlib.contextmanager
 def _signals_held() -> Iterator[None]:
-    """Ignore SIGINT and SIGTERM while an interruption is recorded, so a second signal cannot cut the record."""
+    """Hold SIGINT and SIGTERM while a run's end is recorded, so no signal cuts the record; one that arrives
+    meanwhile is raised again on leaving, for the handlers outside to act on."""
+    held: list[int] = []
     try:
-        previous = {signum: signal.signal(signum, signal.SIG_IGN) for signum in (signal.SIGINT, signal.SIGTERM)}
-    except ValueError:
+        previous = {signum: signal.signal(signum, lambda signum, frame: held.append(signum))
+                    for signum in (signal.SIGINT, signal.SIGTERM)}
+    except ValueError:  # not the main thread
         yield
         return
     try:
@@ -206,6 +209,8 @@ def _signals_held() -> Iterator[None]:
     finally:
         for signum, action in previous.items():
             signal.signal(signum, action)
+        if held:
+            signal.raise_signal(held[0])
 
 
 def execute(cfg: DictConfig, registry: Registry) -> RunOutcome:
@@ -255,15 +260,16 @@ def execute(cfg: DictConfig, registry: Registry) -> RunOutcome:
                  record.method, record.protocol, identity[:12])
         return RunOutcome("skipped", identity)
 
-    if cfg.force:  # a forced rerun recomputes; only an unfinished run resumes from its checkpoints
-        shutil.rmtree(run_dir, ignore_errors=True)
-    run_dir.mkdir(parents=True, exist_ok=True)
-    (run_dir / "config.yaml").write_text(OmegaConf.to_yaml(cfg, resolve=True))
-    log.info("run %d: %s on %s, protocol %s, seed %d -> %s", run_id, record.method, record.dataset,
-             record.protocol, cfg.seed, run_dir)
     started = time.perf_counter()
-    with interrupts_raised():
+    with interrupts_raised():  # from the moment the run is claimed, it ends recorded one way or another
         try:
+            if cfg.force:  # a forced rerun recomputes; only an unfinished run resumes from its checkpoints
+                shutil.rmtree(run_dir, ignore_errors=True)
+            run_dir.mkdir(parents=True, exist_ok=True)
+            (run_dir / ERROR_FILE).unlink(missing_ok=True)  # an earlier attempt's traceback
+            (run_dir / "config.yaml").write_text(OmegaConf.to_yaml(cfg, resolve=True))
+            log.info("run %d: %s on %s, protocol %s, seed %d -> %s", run_id, record.method, record.dataset,
+                     record.protocol, cfg.seed, run_dir)
             protocol = protocol_spec.build(component_config(cfg, protocol_spec))
             context = RunContext(cfg=cfg, specs=specs, dataset=dataset, registry=registry, device=device,
                                  run_dir=run_dir, seed=cfg.seed)
@@ -281,9 +287,16 @@ def execute(cfg: DictConfig, registry: Registry) -> RunOutcome:
     finished = time.perf_counter()
     times = timing.run_times(protocol_s=finished - started, total_s=finished - run_started)
     recorded = metrics + [Metric(timing.TIME_SPLIT, name, seconds) for name, seconds in times.items()]
-    # written first, so a store that fails now loses nothing: the figures stay in the run folder
-    _write_beside(run_dir / METRICS_FILE, json.dumps([dataclasses.asdict(m) for m in recorded], indent=1) + "\n")
-    store.succeed(run_id, recorded, wall_time_s=finished - started, curves=collect_curves(run_dir))
+    with _signals_held():  # a finished run is recorded whole; a signal now takes effect once it is
+        # written first, so a store that fails now loses nothing: the figures stay in the run folder
+        _write_beside(run_dir / METRICS_FILE, json.dumps([dataclasses.asdict(m) for m in recorded], indent=1) + "\n")
+        try:
+            store.succeed(run_id, recorded, wall_time_s=finished - started, curves=collect_curves(run_dir))
+        except Exception as exc:  # StoreError, or the database's own (a full disk, a lost server)
+            with contextlib.suppress(Exception):
+                store.fail(run_id, f"its result could not be recorded ({exc}); see {run_dir / METRICS_FILE}")
+            raise RunFailed(f"run {run_id} finished but the store refused its result: {exc}; the metrics are in "
+                            f"{run_dir / METRICS_FILE}") from exc
     return RunOutcome("succeeded", identity, run_id, metrics)
 
 

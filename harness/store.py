@@ -31,7 +31,7 @@ import pandas as pd
 from sqlalchemy import (JSON, BigInteger, Boolean, CheckConstraint, Column, DateTime, Float, ForeignKey, Index, Integer,
                         MetaData, Select, String, Table, Text, UniqueConstraint, create_engine, event, func, insert,
                         inspect, select, update)
-from sqlalchemy.engine import Connection, Engine, make_url
+from sqlalchemy.engine import URL, Connection, Engine, make_url
 from sqlalchemy.exc import ArgumentError, DatabaseError, IntegrityError, OperationalError, SQLAlchemyError
 
 from harness.curves import CurvePoint
@@ -174,23 +174,31 @@ def _pid_alive(pid: int) -> bool:
     return True
 
 
-def process_start(pid: int) -> int | None:
-    """When process ``pid`` started, in clock ticks since boot (``/proc/<pid>/stat``, field 22); None where
-    unknown (no such process, or no /proc)."""
+def _stat_fields(pid: int) -> list[str] | None:
+    """The fields of ``/proc/<pid>/stat`` from field 3 (state) on; None where unknown (no such process, no /proc)."""
     try:
         stat = Path(f"/proc/{pid}/stat").read_text()
     except OSError:
         return None
-    return int(stat.rsplit(")", 1)[1].split()[19])  # fields after the parenthesised name start at field 3
+    return stat.rsplit(")", 1)[1].split()  # after the parenthesised command name
+
+
+def process_start(pid: int) -> int | None:
+    """When process ``pid`` started, in clock ticks since boot (field 22 of ``/proc/<pid>/stat``); None where
+    unknown."""
+    fields = _stat_fields(pid)
+    return None if fields is None else int(fields[19])
 
 
 def owner_gone(pid: int, started: int | None) -> bool:
-    """Whether the process that claimed a run (on this host) has provably ended: its pid is free, or now belongs
-    to a process that started at another time (pids wrap)."""
+    """Whether the process that claimed a run (on this host) has provably ended: its pid is free or a zombie
+    (killed, not yet reaped), or now belongs to a process that started at another time (pids wrap)."""
     if not _pid_alive(pid):
         return True
-    now = process_start(pid)
-    return started is not None and now is not None and now != started
+    fields = _stat_fields(pid)
+    if fields is None:
+        return False
+    return fields[0] == "Z" or (started is not None and int(fields[19]) != started)
 
 
 def _sqlite_setup(engine: Any, read_only: bool = False) -> None:
@@ -239,32 +247,57 @@ def _add_missing_columns(engine: Engine) -> None:
         for column in table.columns:
             if column.name not in present:
                 kind = column.type.compile(dialect=engine.dialect)
-                with engine.begin() as connection:
-                    connection.exec_driver_sql(f"ALTER TABLE {table.name} ADD COLUMN {column.name} {kind}")
+                try:
+                    with engine.begin() as connection:
+                        connection.exec_driver_sql(f"ALTER TABLE {table.name} ADD COLUMN {column.name} {kind}")
+                except (OperationalError, DatabaseError) as exc:  # another process added it meanwhile
+                    if "duplicate column" not in str(exc).lower() and "already exists" not in str(exc).lower():
+                        raise
 
 
-def _integrity_problems(engine: Engine, seconds: float = INTEGRITY_CHECK_S) -> list[str]:
-    """SQLite's ``PRAGMA quick_check`` (every page and record well formed), stopped after ``seconds``: its
-    problems, none when the file is sound or the check ran out of time (logged)."""
+_DAMAGE_CODES = (11, 26)  # SQLITE_CORRUPT, SQLITE_NOTADB: the only errors that say the file itself is damaged
+
+
+def _integrity_problems(engine: Engine, seconds: float | None = INTEGRITY_CHECK_S) -> list[str]:
+    """SQLite's ``PRAGMA quick_check`` (every page and record well formed), stopped after ``seconds`` (None: never):
+    its problems, none when the file is sound or the check ran out of time (logged). A locked database is waited
+    for like ``_create_tables`` does; an error that is not damage (permissions, a missing folder) is raised."""
+    deadline = time.monotonic() + SQLITE_BUSY_TIMEOUT_MS / 1000
+    while True:
+        try:
+            return _quick_check(engine, seconds)
+        except (DatabaseError, sqlite3.DatabaseError) as exc:
+            error = getattr(exc, "orig", exc)
+            if getattr(error, "sqlite_errorcode", None) in _DAMAGE_CODES:
+                return [str(error)]
+            if "locked" not in str(error) or time.monotonic() > deadline:
+                raise
+            time.sleep(0.05)
+
+
+def _quick_check(engine: Engine, seconds: float | None) -> list[str]:
+    connection = engine.raw_connection()
     try:
-        connection = engine.raw_connection()
-    except (DatabaseError, sqlite3.DatabaseError) as exc:  # e.g. "file is not a database", on connect
-        return [str(getattr(exc, "orig", exc))]
-    try:
-        deadline = time.monotonic() + seconds
-        connection.driver_connection.set_progress_handler(lambda: int(time.monotonic() > deadline), 10_000)
+        if seconds is not None:
+            deadline = time.monotonic() + seconds
+            connection.driver_connection.set_progress_handler(lambda: int(time.monotonic() > deadline), 10_000)
         try:
             rows = connection.cursor().execute("PRAGMA quick_check").fetchall()
-        except Exception as exc:  # sqlite3.OperationalError "interrupted", or DatabaseError on a mangled header
-            if "interrupted" in str(exc):
-                log.warning("integrity check of the results store stopped after %.0f s; opened unchecked", seconds)
-                return []
-            return [str(exc)]
+        except sqlite3.OperationalError as exc:
+            if "interrupted" not in str(exc):
+                raise
+            log.warning("integrity check of the results store stopped after %.0f s; opened unchecked", seconds)
+            return []
         finally:
             connection.driver_connection.set_progress_handler(None, 0)
     finally:
         connection.close()
     return [] if [row[0] for row in rows] == ["ok"] else [row[0] for row in rows]
+
+
+def read_only_url(url: URL, file: Path) -> URL:
+    """An SQLite URL that opens ``file`` read-only (a URI, escaped, so any path works)."""
+    return url.set(database=file.resolve().as_uri(), query={"mode": "ro", "uri": "true"})
 
 
 def recovery_hint(url: str) -> str:
@@ -287,9 +320,10 @@ class Store:
     ``read_only`` opens an existing store without creating, migrating or writing anything (an archived file
     included); a missing one is an error naming it. An SQLite store is checked for damage whenever it is opened
     (:func:`_integrity_problems`): a damaged one raises :class:`StoreDamaged` with the way to recover it, so no run
-    trains on a store that could lose its result and no leaderboard silently drops rows."""
+    trains on a store that could lose its result and no leaderboard silently drops rows; ``check_seconds`` bounds
+    that check (None: no bound)."""
 
-    def __init__(self, url: str, read_only: bool = False) -> None:
+    def __init__(self, url: str, read_only: bool = False, check_seconds: float | None = INTEGRITY_CHECK_S) -> None:
         self.url, self.read_only = url, read_only
         self.host = socket.gethostname()
         try:
@@ -303,13 +337,13 @@ class Store:
             if file is not None and read_only:
                 if not file.is_file():
                     raise StoreError(f"no results store at {file} (from {shown}): nothing to read; is the URL right?")
-                parsed = parsed.set(database=f"file:{file.resolve()}", query={"mode": "ro", "uri": "true"})
+                parsed = read_only_url(parsed, file)
             elif file is not None:
                 file.parent.mkdir(parents=True, exist_ok=True)
             self._engine = create_engine(parsed)
             if sqlite:
                 _sqlite_setup(self._engine, read_only)
-                problems = _integrity_problems(self._engine)
+                problems = _integrity_problems(self._engine, check_seconds)
                 if problems:
                     found = " ".join("; ".join(problems[:3]).split())  # one line
                     raise StoreDamaged(f"results store {shown} is damaged ({found}); "
@@ -492,9 +526,10 @@ class Store:
 
 
 def check(url: str) -> str:
-    """A one-line account of the store at ``url`` (opened read-only, fully checked); raises StoreError
-    (:class:`StoreDamaged` with the recovery path) when it cannot be read or is damaged."""
-    store = Store(url, read_only=True)
+    """A one-line account of the store at ``url`` (opened read-only; an SQLite file's ``quick_check`` runs to the
+    end, however long); raises StoreError (:class:`StoreDamaged` with the recovery path) when it cannot be read or
+    is damaged."""
+    store = Store(url, read_only=True, check_seconds=None)
     try:
         runs = store.runs()
     finally:
@@ -507,13 +542,15 @@ def recover(source_url: str, target_url: str) -> dict[str, tuple[int, int]]:
     """Copy every readable row of a (damaged) store into a new, empty one, keeping ids; metrics and curve points
     whose run was lost are left out. The source is only read. Returns {table: (rows copied, rows left out)}
     (rows inside damaged pages cannot be counted and are not in the second figure)."""
-    source_file = make_url(source_url).database if make_url(source_url).get_backend_name() == "sqlite" else None
-    if source_file and not Path(source_file).is_file():
-        raise StoreError(f"no results store at {source_file}: nothing to recover")
+    parsed = make_url(source_url)
+    if parsed.get_backend_name() == "sqlite" and parsed.database not in (None, "", ":memory:"):
+        if not Path(parsed.database).is_file():
+            raise StoreError(f"no results store at {parsed.database}: nothing to recover")
+        parsed = read_only_url(parsed, Path(parsed.database))
     target = Store(target_url)
     if not target.runs().empty:
         raise StoreError(f"{target_url} already holds runs; recover into a new store")
-    source = create_engine(source_url)
+    source = create_engine(parsed)
     copied: dict[str, tuple[int, int]] = {}
     runs: set[int] = set()
     try:
@@ -533,6 +570,8 @@ def recover(source_url: str, target_url: str) -> dict[str, tuple[int, int]]:
                         writing.execute(insert(table), [dict(row) for row in rows])
                     kept += len(rows)
                 copied[table.name] = (kept, dropped)
+    except DatabaseError as exc:  # e.g. a damaged schema page: nothing can be read
+        raise StoreError(f"cannot read {source_url}: {exc.orig}") from exc
     finally:
         source.dispose()
         target.close()

@@ -363,3 +363,21 @@ def test_recover_copies_every_readable_row_into_a_new_store(tmp_path: Path) -> N
     metrics = Store(f"sqlite:///{tmp_path}/recovered.sqlite").metrics()
     assert set(metrics["run_id"]) == set(runs["id"])  # the lost runs' metrics are left out, the others kept
     assert copied["metrics"] == (len(runs), 200 - len(runs))
+
+
+def test_killed_but_unreaped_owner_is_gone() -> None:
+    """A zombie still answers ``kill(pid, 0)``; its run is stale all the same."""
+    import signal
+    import time
+
+    from harness.store import owner_gone, process_start
+
+    child = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    started = process_start(child.pid)
+    assert not owner_gone(child.pid, started)
+    child.send_signal(signal.SIGKILL)
+    deadline = time.time() + 10
+    while not owner_gone(child.pid, started) and time.time() < deadline:
+        time.sleep(0.05)
+    assert owner_gone(child.pid, started)  # before it is reaped
+    child.wait()
