@@ -142,7 +142,7 @@ def cmd_store(argv: Sequence[str]) -> int:
 
 
 def cmd_bench(argv: Sequence[str]) -> int:
-    from harness.bench import BenchStopped, bench_store_url, report_timing, run_bench
+    from harness.bench import NOT_STARTED, BenchStopped, bench_store_url, report_timing, run_bench
     from harness.config import PROFILES, harness_home
     from harness.store import StoreError
 
@@ -171,7 +171,7 @@ def cmd_bench(argv: Sequence[str]) -> int:
     store_url = bench_store_url(args.overrides)
     rows = [(str(c), outcome.status if outcome else "failed", error[:120]) for c, outcome, error in results]
     print(tabulate(rows, headers=["combination", "status", "error"]))
-    if any(outcome is None or outcome.status != "not started" for _, outcome, _ in results):
+    if any(outcome is None or outcome.status != NOT_STARTED for _, outcome, _ in results):
         try:
             report_timing(results, store_url, Path(harness_home()) / "bench_timing.json")
             _write_leaderboards(registry, store_url, Path(args.out), args.allow_shrink)

@@ -18,7 +18,7 @@ import shutil
 import signal
 import time
 import traceback
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -175,12 +175,9 @@ def run_identity(cfg: DictConfig, specs: dict[str, ComponentSpec], fingerprint: 
 
 
 @contextlib.contextmanager
-def interrupts_raised() -> Iterator[None]:
-    """SIGINT and SIGTERM raise :class:`Interrupted` while inside (outside the main thread signals are left
-    alone); the previous handlers are restored on leaving."""
-    def handler(signum: int, frame: Any) -> None:
-        raise Interrupted(signum)
-
+def _handling(handler: Callable[[int, Any], None]) -> Iterator[None]:
+    """``handler`` for SIGINT and SIGTERM while inside, the previous handlers restored on leaving (outside the main
+    thread signals are left alone)."""
     try:
         previous = {signum: signal.signal(signum, handler) for signum in (signal.SIGINT, signal.SIGTERM)}
     except ValueError:  # not the main thread
@@ -193,24 +190,23 @@ def interrupts_raised() -> Iterator[None]:
             signal.signal(signum, action)
 
 
+def interrupts_raised() -> contextlib.AbstractContextManager[None]:
+    """SIGINT and SIGTERM raise :class:`Interrupted` while inside."""
+    def handler(signum: int, frame: Any) -> None:
+        raise Interrupted(signum)
+
+    return _handling(handler)
+
+
 @contextlib.contextmanager
 def _signals_held() -> Iterator[None]:
     """Hold SIGINT and SIGTERM while a run's end is recorded, so no signal cuts the record; one that arrives
     meanwhile is raised again on leaving, for the handlers outside to act on."""
     held: list[int] = []
-    try:
-        previous = {signum: signal.signal(signum, lambda signum, frame: held.append(signum))
-                    for signum in (signal.SIGINT, signal.SIGTERM)}
-    except ValueError:  # not the main thread
+    with _handling(lambda signum, frame: held.append(signum)):
         yield
-        return
-    try:
-        yield
-    finally:
-        for signum, action in previous.items():
-            signal.signal(signum, action)
-        if held:
-            signal.raise_signal(held[0])
+    if held:
+        signal.raise_signal(held[0])
 
 
 def execute(cfg: DictConfig, registry: Registry) -> RunOutcome:
