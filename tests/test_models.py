@@ -87,7 +87,8 @@ def test_output_shapes():
     points, query = torch.randn(3, 50, 3), torch.randn(3, 70, 3)
     code = enc(points)
     assert code.shape == (3, 24)
-    assert enc.point_features(points).shape == (3, 50, 16)
+    local, global_code = enc.encode_points(points)
+    assert local.shape == (3, 50, 16) and torch.equal(global_code, code)
     assert dec(query, code).shape == (3, 70)
 
 

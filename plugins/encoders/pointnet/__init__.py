@@ -44,8 +44,9 @@ PER_POINT_SPEC = ComponentSpec(
     factory="harness_plugins.encoders.pointnet.model:build_per_point",
     config=PointNetConfig,
     capabilities=EncoderCaps(consumes="points", produces="points"),
-    version="1",
+    version="2",  # 2: local features of the first block (1: of the last)
     citation=SPEC.citation,
-    description="ResNet-PointNet per-point features concatenated with its global code (a points encoding).",
+    description="ResNet-PointNet per-point (first-block) features concatenated with its global code (a points "
+                "encoding).",
     profiles=SPEC.profiles,
 )
