@@ -72,6 +72,22 @@ def test_per_point_encoder_carries_the_global_code_of_the_same_network():
     torch.testing.assert_close(features[:, 0, 16:], encoder.net(points))
 
 
+def test_per_point_features_tell_the_points_of_a_cloud_apart_from_the_start():
+    """The local part is the first block's output, whose spread across a cloud's points at initialisation is of the
+    order of the first layer's; the last block's (the encoder's version 1) was ~50 times smaller, and a per-point head
+    on it stayed at the segmentation floor on one seed."""
+    from harness_plugins.encoders.pointnet.model import PerPointResnetPointNet
+
+    torch.manual_seed(0)
+    encoder = PerPointResnetPointNet(hidden=64, code_size=64)
+    points = torch.rand(4, 300, 3) - 0.5
+    with torch.no_grad():
+        _, features = encoder(points)
+        first_layer_spread = encoder.net.fc_pos(points).std(dim=1).mean()
+        torch.testing.assert_close(features[..., :64], encoder.net.blocks[0](encoder.net.fc_pos(points)))
+    assert features[..., :64].std(dim=1).mean() > 0.25 * first_layer_spread
+
+
 def test_conventional_per_point_baseline_end_to_end(tmp_path, monkeypatch):
     monkeypatch.setenv("HARNESS_HOME", str(tmp_path))
     registry = default_registry()
