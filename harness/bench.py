@@ -22,11 +22,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterator, Sequence
 
-from hydra import compose, initialize
-from hydra.core.global_hydra import GlobalHydra
-
 from harness.compat import mismatches
-from harness.config import ROOT_CONFIG, register_configs
+from harness.config import compose_config, locations, register_configs
 from harness.registry import Registry
 from harness.runner import Interrupted, RunFailed, RunOutcome, execute, interrupts_raised
 from harness.specs import BenchVariant, ComponentSpec, Kind
@@ -112,13 +109,6 @@ def _chosen(registry: Registry, kind: Kind, overrides: Sequence[str]) -> Compone
     return registry.get(kind, names[-1]) if names else None
 
 
-def compose_config(overrides: Sequence[str]):
-    """Compose the root config outside ``hydra.main`` (the bench loops in one process)."""
-    GlobalHydra.instance().clear()
-    with initialize(version_base="1.3", config_path=None):
-        return compose(config_name=ROOT_CONFIG, overrides=list(overrides))
-
-
 class BenchStopped(Exception):
     """SIGINT or SIGTERM stopped the bench: no run was started after it, the runs in flight were recorded as
     interrupted, and ``results`` holds every run's outcome so far (``not started`` for the rest)."""
@@ -134,13 +124,6 @@ class BenchStopped(Exception):
 
 NOT_STARTED = "not started"
 INTERRUPTED = "interrupted"
-
-
-def bench_store_url(extra: Sequence[str]) -> str:
-    """The store the bench's runs record into: a ``store.url=`` override among ``extra``, else the default."""
-    from harness.config import default_store_url
-
-    return next((o.split("=", 1)[1] for o in extra if o.startswith("store.url=")), default_store_url())
 
 
 def run_bench(registry: Registry, profile: str = "quick", seeds: int = 1, force: bool = False,
@@ -167,7 +150,7 @@ def run_bench(registry: Registry, profile: str = "quick", seeds: int = 1, force:
         if jobs <= 1:
             _run_in_turn(registry, overrides, outcomes)
         else:
-            _run_in_workers(overrides, outcomes, jobs, bench_store_url(extra))
+            _run_in_workers(overrides, outcomes, jobs, locations(registry, [f"profile={profile}", *extra]).store_url)
     except BenchStopped as stopped:
         stopped.results = _results(todo, outcomes)
         raise
@@ -308,7 +291,7 @@ def _start_worker(threads: int) -> None:
     global _worker_registry
     import torch
 
-    from harness.cli import setup_logging
+    from harness.progress import setup_logging
     from harness.registry import default_registry
 
     signal.signal(signal.SIGINT, signal.SIG_IGN)
@@ -400,26 +383,3 @@ def _cell(column: str, value: Any) -> Any:
     if value is None:
         return ""
     return f"{value:.1f}" if column in TIME_COLUMNS else value
-
-
-def regenerate_leaderboards(registry: Registry, store_url: str, out_dir: Path, allow_shrink: bool = False) -> list[Path]:
-    """Render ``out_dir/<protocol>.md`` for every registered protocol from the store (opened read-only: a
-    mistyped URL is an error, never a new empty store), and ``out_dir/findings.md`` judging every protocol's
-    declared claims. A page that would lose measured rows is kept unless ``allow_shrink``
-    (:class:`harness.leaderboard.PagesWouldShrink`, raised after the other pages are written)."""
-    from harness.findings import FINDINGS_PAGE, judge_claims, render_findings
-    from harness.leaderboard import Page, ProtocolBoard, render_pages, write_pages
-    from harness.reference import reference_dir
-
-    boards = {p.name: ProtocolBoard(reference_tables=p.capabilities.reference_tables,
-                                    reference_metrics=dict(p.capabilities.reference_metrics),
-                                    primary_metric=p.capabilities.primary_metric,
-                                    breakdown=p.capabilities.breakdown, pareto=p.capabilities.pareto,
-                                    figures=p.capabilities.figures, floor_label=p.capabilities.floor_label)
-              for p in registry.specs(Kind.PROTOCOL)}
-    dataset_references = {d.name: d.capabilities.reference_datasets for d in registry.specs(Kind.DATASET)}
-    store = Store(store_url, read_only=True)
-    findings = Page(FINDINGS_PAGE, render_findings(judge_claims(store, {p.name: p.capabilities.claims
-                                                                        for p in registry.specs(Kind.PROTOCOL)})))
-    pages = render_pages(store, boards, dataset_references, reference_dir()) + [findings]
-    return write_pages(pages, Path(out_dir), store_url, allow_shrink)

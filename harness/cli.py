@@ -15,6 +15,7 @@ from typing import Sequence
 
 from tabulate import tabulate
 
+from harness.progress import setup_logging
 from harness.specs import Kind
 
 log = logging.getLogger("harness")
@@ -39,10 +40,6 @@ def _registry():
     from harness.registry import default_registry
 
     return default_registry()
-
-
-def setup_logging() -> None:
-    logging.basicConfig(level=logging.INFO, format="[%(asctime)s %(name)s] %(message)s", datefmt="%H:%M:%S")
 
 
 # Capabilities that say how a component runs together with others; the rest (bench plans, published
@@ -93,22 +90,27 @@ def cmd_plugins(argv: Sequence[str]) -> int:
     return 0
 
 
-def cmd_leaderboard(argv: Sequence[str]) -> int:
-    from harness.config import default_store_url
+def _default_store_url(registry) -> str:
+    from harness.config import locations
 
+    return locations(registry).store_url
+
+
+def cmd_leaderboard(argv: Sequence[str]) -> int:
+    registry = _registry()
     parser = argparse.ArgumentParser(prog="harness leaderboard")
-    parser.add_argument("--store", default=default_store_url(), help="results store URL (SQLAlchemy), read only")
+    parser.add_argument("--store", default=_default_store_url(registry),
+                        help="results store URL (SQLAlchemy), read only")
     parser.add_argument("--out", default="leaderboards", help="folder of the markdown files")
     parser.add_argument("--allow-shrink", action="store_true",
                         help="overwrite pages even when the store has fewer measured rows than they show")
     args = parser.parse_args(argv)
-    return _write_leaderboards(_registry(), args.store, Path(args.out), args.allow_shrink)
+    return _write_leaderboards(registry, args.store, Path(args.out), args.allow_shrink)
 
 
 def _write_leaderboards(registry, store_url: str, out: Path, allow_shrink: bool) -> int:
     """Regenerate the pages, printing each written; 1 (with the reason on stderr) when some were kept."""
-    from harness.bench import regenerate_leaderboards
-    from harness.leaderboard import PagesWouldShrink
+    from harness.leaderboard import PagesWouldShrink, regenerate_leaderboards
 
     try:
         paths = regenerate_leaderboards(registry, store_url, out, allow_shrink)
@@ -121,15 +123,15 @@ def _write_leaderboards(registry, store_url: str, out: Path, allow_shrink: bool)
 
 
 def cmd_store(argv: Sequence[str]) -> int:
-    from harness.config import default_store_url
     from harness.store import check, recover
 
     parser = argparse.ArgumentParser(prog="harness store")
     parser.add_argument("action", choices=("check", "recover"),
                         help="check: open read-only and verify; recover: copy every readable row into --to")
-    parser.add_argument("--store", default=default_store_url(), help="results store URL (SQLAlchemy)")
+    parser.add_argument("--store", help="results store URL (SQLAlchemy; default: the harness's own store)")
     parser.add_argument("--to", help="recover: the new store's URL (must hold no runs)")
     args = parser.parse_args(argv)
+    args.store = args.store or _default_store_url(_registry())
     if args.action == "check":
         print(check(args.store))
         return 0
@@ -142,8 +144,11 @@ def cmd_store(argv: Sequence[str]) -> int:
 
 
 def cmd_bench(argv: Sequence[str]) -> int:
-    from harness.bench import NOT_STARTED, BenchStopped, bench_store_url, report_timing, run_bench
-    from harness.config import PROFILES, harness_home
+    from hydra.errors import HydraException
+    from omegaconf.errors import OmegaConfBaseException
+
+    from harness.bench import NOT_STARTED, BenchStopped, report_timing, run_bench
+    from harness.config import PROFILES, locations
     from harness.store import StoreError
 
     parser = argparse.ArgumentParser(prog="harness bench")
@@ -163,18 +168,22 @@ def cmd_bench(argv: Sequence[str]) -> int:
         parser.error(f"--jobs must be >= 1, got {args.jobs}")
     setup_logging()
     registry = _registry()
+    try:  # where the runs record, resolved once from the composed config; a bad override is refused here
+        where = locations(registry, [f"profile={args.profile}", *args.overrides])
+    except (HydraException, OmegaConfBaseException) as exc:
+        print(f"error: harness bench {' '.join(args.overrides)}: {exc}", file=sys.stderr)
+        return 2
     stopped: BenchStopped | None = None
     try:
         results = run_bench(registry, args.profile, args.seeds, args.force, args.protocol, args.overrides, args.jobs)
     except BenchStopped as exc:
         stopped, results = exc, exc.results
-    store_url = bench_store_url(args.overrides)
     rows = [(str(c), outcome.status if outcome else "failed", error[:120]) for c, outcome, error in results]
     print(tabulate(rows, headers=["combination", "status", "error"]))
     if any(outcome is None or outcome.status != NOT_STARTED for _, outcome, _ in results):
         try:
-            report_timing(results, store_url, Path(harness_home()) / "bench_timing.json")
-            _write_leaderboards(registry, store_url, Path(args.out), args.allow_shrink)
+            report_timing(results, where.store_url, where.home / "bench_timing.json")
+            _write_leaderboards(registry, where.store_url, Path(args.out), args.allow_shrink)
         except StoreError as exc:  # reported, but a stopped bench still exits with its signal's code
             print(f"error: {exc}", file=sys.stderr)
             if stopped is None:
@@ -189,7 +198,7 @@ def cmd_run(argv: Sequence[str]) -> int:
     import hydra
 
     from harness.compat import IncompatibleError
-    from harness.config import ROOT_CONFIG, harness_home, register_configs
+    from harness.config import ROOT_CONFIG, register_configs
     from harness.registry import UnknownComponentError
     from harness.runner import Interrupted, RunFailed, execute, interrupts_raised
     from harness.store import StoreError
@@ -211,9 +220,9 @@ def cmd_run(argv: Sequence[str]) -> int:
         summary = {m.name: round(m.value, 4) for m in outcome.metrics if m.split == "test" and m.class_name is None}
         print(f"{outcome.status}: identity {outcome.identity[:12]} run {outcome.run_id} {summary}")
 
-    home = next((arg.split("=", 1)[1] for arg in argv if arg.startswith("paths.home=")), harness_home())
+    home = _run_home(registry, argv)
     try:  # Hydra makes its output folder there before the run starts: say what is wrong in one line
-        Path(home).mkdir(parents=True, exist_ok=True)
+        home.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
         print(f"error: the harness home {home} (HARNESS_HOME or paths.home) is not a usable folder: {exc}",
               file=sys.stderr)
@@ -227,6 +236,23 @@ def cmd_run(argv: Sequence[str]) -> int:
               f"resumes when rerun", file=sys.stderr)
         return exc.exit_code
     return 1 if failures else 0
+
+
+def _run_home(registry, argv: Sequence[str]) -> Path:
+    """The harness home of ``harness run argv``, from the config its single-valued overrides compose (a sweep's
+    homes are Hydra's to make); the default home when they do not compose, which Hydra then reports."""
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+    from hydra.errors import HydraException
+    from omegaconf.errors import OmegaConfBaseException
+
+    from harness.config import locations
+
+    try:
+        parsed = OverridesParser.create().parse_overrides([a for a in argv if "=" in a and not a.startswith("-")])
+        single = [o.input_line for o in parsed if not o.is_sweep_override() and not o.key_or_group.startswith("hydra")]
+        return locations(registry, single).home
+    except (HydraException, OmegaConfBaseException):
+        return locations(registry).home
 
 
 ERROR_LOG = "errors.log"  # under the harness home: the tracebacks behind the one-line errors

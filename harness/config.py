@@ -10,12 +10,14 @@ lets through) and a degenerate value are refused by :func:`check_run_config` bef
 from __future__ import annotations
 
 import difflib
-import os
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, fields, make_dataclass
+from pathlib import Path
 from typing import Any
 
+from hydra import compose, initialize
 from hydra.core.config_store import ConfigStore
+from hydra.core.global_hydra import GlobalHydra
 from omegaconf import MISSING, DictConfig, OmegaConf
 
 from harness.config_checks import ConfigError, FieldError
@@ -30,14 +32,6 @@ ROLES = (Kind.PROTOCOL, Kind.DATASET, Kind.ENCODER, Kind.DECODER)
 NON_IDENTITY_KEYS = ("paths", "store", "force")
 # Seeds a run accepts: numpy's legacy seeding (np.random.seed) takes 0 .. 2**32 - 1, torch and Python take more.
 SEED_RANGE = (0, 2**32 - 1)
-
-
-def harness_home() -> str:
-    return os.environ.get("HARNESS_HOME", ".harness")
-
-
-def default_store_url() -> str:
-    return os.environ.get("HARNESS_STORE_URL", f"sqlite:///{harness_home()}/results.sqlite")
 
 
 @dataclass
@@ -100,6 +94,31 @@ def register_configs(registry: Registry) -> None:
             for profile, overrides in spec.profiles.items():
                 store.store(group=f"{kind.value}_profile", name=f"{spec.name}_{profile}",
                             node=dict(overrides), package=kind.value)
+
+
+def compose_config(overrides: Sequence[str]) -> DictConfig:
+    """Compose the root config outside ``hydra.main`` (the bench loops in one process; tests build runs), after
+    :func:`register_configs`."""
+    GlobalHydra.instance().clear()
+    with initialize(version_base="1.3", config_path=None):
+        return compose(config_name=ROOT_CONFIG, overrides=list(overrides))
+
+
+@dataclass(frozen=True)
+class Locations:
+    """Where a command's runs go: its harness home and its results store."""
+
+    home: Path
+    store_url: str
+
+
+def locations(registry: Registry, overrides: Sequence[str] = ()) -> Locations:
+    """The harness home and store URL that runs with these overrides record into, read from the composed config:
+    ``paths.home`` and ``store.url`` with their environment defaults (``HARNESS_HOME``, ``HARNESS_STORE_URL``), so
+    ``paths.home=/x`` moves the store with it and no command restates the defaults."""
+    register_configs(registry)
+    cfg = compose_config(overrides)
+    return Locations(home=Path(cfg.paths.home), store_url=str(cfg.store.url))
 
 
 def component_config(cfg: DictConfig, spec: ComponentSpec) -> Any:

@@ -1,6 +1,8 @@
-"""Progress bars that stay quiet in CI and when output is not a terminal."""
+"""What the harness shows while it works: log lines, and progress bars that stay quiet in CI and when output is not
+a terminal."""
 from __future__ import annotations
 
+import logging
 import os
 import sys
 from typing import Iterable, TypeVar
@@ -19,3 +21,8 @@ def enabled() -> bool:
 
 def progress(iterable: Iterable[T], desc: str = "", total: int | None = None, leave: bool = False) -> Iterable[T]:
     return tqdm(iterable, desc=desc, total=total, leave=leave, disable=not enabled(), dynamic_ncols=True)
+
+
+def setup_logging() -> None:
+    """The commands' log format (the bench's worker processes set it up too)."""
+    logging.basicConfig(level=logging.INFO, format="[%(asctime)s %(name)s] %(message)s", datefmt="%H:%M:%S")

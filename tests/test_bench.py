@@ -82,7 +82,7 @@ def test_parallel_bench_records_the_same_runs_as_the_sequential_one(tmp_path, mo
     """Two runs at a time in worker processes: every run succeeds and is stored under the identity a
     sequential bench gives it (which then skips them all)."""
     from harness.bench import run_bench
-    from harness.config import default_store_url
+    from harness.config import locations
     from harness.registry import default_registry
     from harness.store import Store
 
@@ -93,7 +93,7 @@ def test_parallel_bench_records_the_same_runs_as_the_sequential_one(tmp_path, mo
     assert [c for c, _, _ in sequential] == [c for c, _, _ in parallel]
     assert [o.identity for _, o, _ in sequential] == [o.identity for _, o, _ in parallel]
     assert {o.status for _, o, _ in sequential} == {"skipped"}
-    runs = Store(default_store_url()).runs()
+    runs = Store(locations(default_registry()).store_url).runs()
     assert sorted(runs["identity"]) == sorted(o.identity for _, o, _ in parallel)
 
 

@@ -5,8 +5,7 @@ import numpy as np
 import pytest
 import torch
 
-from harness.bench import compose_config
-from harness.config import register_configs
+from harness.config import compose_config, register_configs
 from harness.data import DatasetInfo
 from harness.encoding import EncodingInfo
 from harness.metrics.classification import classification_metrics

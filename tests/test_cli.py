@@ -261,3 +261,27 @@ def test_full_disk_fails_the_run_with_that_reason_and_leaves_no_temporary_file(h
     failed = store(home).runs(status="failed")
     assert f"no space left on {run_dir}" in failed[failed["seed"] == 13]["error"].iloc[0]
     assert not (run_dir / "last.pt.tmp").exists()
+
+
+def test_bench_paths_home_moves_its_store_timing_and_leaderboard_source(tmp_path):
+    """``harness bench paths.home=X`` records into X's store, writes X/bench_timing.json and draws the leaderboards
+    from that store (it used to draw them from the default home's, which the run never wrote)."""
+    moved = tmp_path / "moved"
+    env = {key: value for key, value in os.environ.items() if key not in ("HARNESS_HOME", "HARNESS_STORE_URL")}
+    result = subprocess.run([sys.executable, "-m", "harness.cli", "bench", "--profile", "smoke", "--protocol",
+                             "segmentation", "--jobs", "1", "--out", "boards", f"paths.home={moved}"],
+                            cwd=tmp_path, env={**env, "CI": "true"}, capture_output=True, text=True, timeout=600)
+    assert result.returncode == 0, result.stdout + result.stderr
+    runs = Store(f"sqlite:///{moved / 'results.sqlite'}", read_only=True).runs()
+    measured = runs[runs["protocol"] == "segmentation"]
+    assert len(measured) >= 1 and set(measured["status"]) == {"succeeded"}
+    assert (moved / "bench_timing.json").exists() and not (tmp_path / ".harness").exists()
+    page = (tmp_path / "boards" / "segmentation.md").read_text()
+    assert f"Measured rows: {len(measured)}." in page
+
+
+def test_bench_with_an_unknown_override_is_refused_before_any_run(tmp_path):
+    result = harness(tmp_path, "bench", "--profile", "smoke", "--protocol", "quantisation", "paths.hom=/x",
+                     check=False)
+    assert result.returncode == 2 and "paths.hom" in result.stderr and "Traceback" not in result.stderr
+    assert not (tmp_path / "results.sqlite").exists()

@@ -11,8 +11,7 @@ import pytest
 import torch
 from torch import nn
 
-from harness.bench import compose_config
-from harness.config import register_configs
+from harness.config import compose_config, register_configs
 from harness.data import DatasetInfo
 from harness.leaderboard import ProtocolBoard, render_leaderboards
 from harness.pareto import ParetoPoints, pareto_points

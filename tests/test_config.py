@@ -2,13 +2,13 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 
 import pytest
 from hydra.errors import ConfigCompositionException, MissingConfigException
 
-from harness.bench import compose_config
-from harness.config import component_config, identity_config, register_configs
-from harness.registry import PluginInfo, default_registry
+from harness.config import Locations, component_config, compose_config, identity_config, locations, register_configs
+from harness.registry import PluginInfo, Registry
 from harness.runner import run_identity
 from harness.specs import ComponentSpec, EncoderCaps, Kind
 from tests.test_registry import plugin
@@ -26,7 +26,7 @@ THIRD_PARTY = ComponentSpec(kind=Kind.ENCODER, name="third_party_net", factory="
 
 @pytest.fixture(scope="module")
 def registry():
-    registry = default_registry()
+    registry = Registry.from_entry_points()  # not the process's shared one, which other tests bench
     if "third_party_net" not in registry.names(Kind.ENCODER):
         registry.add_plugin(plugin(register_encoders=lambda register: register(THIRD_PARTY)),
                             PluginInfo(name="third_party", module="tests"))
@@ -78,3 +78,18 @@ def test_identity_covers_config_and_versions_but_not_where_results_go(registry):
     assert run_identity(base, specs, "fp", data={}) == run_identity(base, specs, "fp")
     assert run_identity(base, specs, "fp", data={"source": "a"}) != run_identity(base, specs, "fp",
                                                                               data={"source": "b"})
+
+
+def test_locations_come_from_the_composed_paths_and_store(registry, tmp_path, monkeypatch):
+    """One source for where runs go: the composed ``paths.home`` and ``store.url`` with their environment defaults,
+    so moving the home moves the store unless the store is named."""
+    monkeypatch.delenv("HARNESS_HOME", raising=False)
+    monkeypatch.delenv("HARNESS_STORE_URL", raising=False)
+    assert locations(registry) == Locations(Path(".harness"), "sqlite:///.harness/results.sqlite")
+    moved = locations(registry, [f"paths.home={tmp_path}"])
+    assert moved == Locations(tmp_path, f"sqlite:///{tmp_path}/results.sqlite")
+    assert locations(registry, [f"paths.home={tmp_path}", "store.url=sqlite:////s.db"]).store_url == "sqlite:////s.db"
+    monkeypatch.setenv("HARNESS_HOME", str(tmp_path / "env"))
+    assert locations(registry).store_url == f"sqlite:///{tmp_path}/env/results.sqlite"
+    monkeypatch.setenv("HARNESS_STORE_URL", "sqlite:////elsewhere.db")
+    assert locations(registry, [f"paths.home={tmp_path}"]) == Locations(tmp_path, "sqlite:////elsewhere.db")

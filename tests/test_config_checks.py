@@ -6,8 +6,8 @@ from dataclasses import dataclass
 
 import pytest
 
-from harness.bench import combinations, compose_config
-from harness.config import ConfigError, check_run_config, register_configs
+from harness.bench import combinations
+from harness.config import ConfigError, check_run_config, compose_config, register_configs
 from harness.config_checks import FieldError, require_positive
 from harness.registry import PluginInfo, Registry, default_registry
 from harness.runner import resolve_specs

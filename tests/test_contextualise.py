@@ -18,8 +18,8 @@ from harness_plugins.protocols.contextualise import TSNE_FILE, ContextualiseConf
 from harness_plugins.protocols.contextualise.protocol import ContextualiseProtocol
 from harness_plugins.protocols.cross_dataset import CrossDatasetConfig
 
-from harness.bench import compose_config, regenerate_leaderboards
-from harness.config import component_config, register_configs
+from harness.leaderboard import regenerate_leaderboards
+from harness.config import component_config, compose_config, register_configs
 from harness.registry import default_registry
 from harness.runner import RunContext, RunFailed, execute, resolve_specs
 from harness.store import Store

@@ -11,8 +11,8 @@ import pandas as pd
 import pytest
 import torch
 
-from harness.bench import Combination, bench_timing, compose_config, report_timing
-from harness.config import register_configs
+from harness.bench import Combination, bench_timing, report_timing
+from harness.config import compose_config, register_configs
 from harness.curve_plots import curve_panels
 from harness.curves import CURVE_FILE, CurvePoint, collect_curves, read_curve
 from harness.leaderboard import ProtocolBoard, render_leaderboards

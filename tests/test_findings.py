@@ -10,9 +10,10 @@ from typing import Any
 import pytest
 from omegaconf import OmegaConf
 
-from harness.bench import combinations, compose_config, regenerate_leaderboards
+from harness.bench import combinations
+from harness.leaderboard import regenerate_leaderboards
 from harness.claims import ABOVE, BELOW, Claim, RowSelector
-from harness.config import register_configs
+from harness.config import compose_config, register_configs
 from harness.findings import (INCONCLUSIVE, NOT_MEASURED, NOT_REPRODUCED, ONE_SEED, REPRODUCED, SEVERAL_SETTINGS,
                               compare, judge_claims, render_findings)
 from harness.metrics.directions import direction

@@ -20,8 +20,7 @@ from harness_plugins.protocols.reconstruction.protocol import FieldNetwork, Reco
 from harness_plugins.protocols.segmentation import SegmentationConfig
 from harness_plugins.protocols.segmentation.protocol import SegmentationProtocol
 
-from harness.bench import compose_config
-from harness.config import register_configs
+from harness.config import compose_config, register_configs
 from harness.data import DatasetInfo
 from harness.floors import (FLOOR_SPLIT, FLOORS_FILE, at_level, best_constant_l1, best_level, best_per_metric, cached,
                             majority_label, majority_per_group, mean_absolute_error, mean_occupancy)

@@ -8,8 +8,7 @@ import pytest
 import torch
 from harness_plugins.protocols.multitask.protocol import build_model, check_tasks
 
-from harness.bench import compose_config
-from harness.config import component_config, register_configs
+from harness.config import component_config, compose_config, register_configs
 from harness.data import LABEL, OCCUPANCY, PART, QUERY
 from harness.losses import class_loss, occupancy_loss, part_loss
 from harness.registry import default_registry

@@ -5,8 +5,7 @@ import numpy as np
 import pytest
 import torch
 
-from harness.bench import compose_config
-from harness.config import register_configs
+from harness.config import compose_config, register_configs
 from harness.data import IGNORE_INDEX
 from harness.losses import part_loss
 from harness.metrics.segmentation import aggregate_miou, shape_miou

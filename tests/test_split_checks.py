@@ -13,8 +13,7 @@ import numpy as np
 import pytest
 import torch
 
-from harness.bench import compose_config
-from harness.config import component_config, register_configs
+from harness.config import component_config, compose_config, register_configs
 from harness.curves import CURVE_FILE
 from harness.data import DatasetInfo
 from harness.registry import default_registry

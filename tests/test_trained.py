@@ -7,8 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from harness.bench import compose_config
-from harness.config import register_configs
+from harness.config import compose_config, register_configs
 from harness.registry import default_registry
 from harness.runner import execute
 
