@@ -15,7 +15,7 @@ from harness.data import DatasetInfo
 from harness.encoding import EncodingInfo
 
 from ..input_shapes import input_shape
-from ..residual import BasicBlock
+from ..residual import BasicBlock, he_initialise
 from ..standardise import Standardise
 from . import R3DConfig
 
@@ -50,16 +50,7 @@ class R3D18(nn.Module):
         self.pool = nn.AdaptiveAvgPool3d(1)
         self.out_channels = channels
         self.encoding = EncodingInfo(kind="global", dim=channels)
-        self._init_weights()
-
-    def _init_weights(self) -> None:
-        """He initialisation (Gaussian, std sqrt(2 / fan-out)); BN starts as the identity."""
-        for module in self.modules():
-            if isinstance(module, nn.Conv3d):
-                nn.init.kaiming_normal_(module.weight, mode="fan_out", nonlinearity="relu")
-            elif isinstance(module, nn.BatchNorm3d):
-                nn.init.ones_(module.weight)
-                nn.init.zeros_(module.bias)
+        he_initialise(self)
 
     def forward(self, clips: torch.Tensor) -> torch.Tensor:
         x = self.relu(self.bn1(self.conv1(self.standardise(clips))))

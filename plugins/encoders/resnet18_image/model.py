@@ -11,7 +11,7 @@ from torch import nn
 from harness.data import DatasetInfo
 from harness.encoding import EncodingInfo
 
-from ..residual import BasicBlock
+from ..residual import BasicBlock, he_initialise
 from . import ResNet18ImageConfig
 
 # ImageNet statistics: inputs are normalised with them so that ImageNet-trained weights fit
@@ -52,10 +52,9 @@ class ResNet18Backbone(nn.Module):
     def _init_weights(self) -> None:
         """He initialisation for training from scratch, and each block's last BN scaled to zero so that every
         residual block starts as its shortcut (a deep network that begins shallow trains more easily)."""
+        he_initialise(self)
         for module in self.modules():
-            if isinstance(module, nn.Conv2d):
-                nn.init.kaiming_normal_(module.weight, mode="fan_out", nonlinearity="relu")
-            elif isinstance(module, BasicBlock):
+            if isinstance(module, BasicBlock):
                 nn.init.zeros_(module.bn2.weight)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:

@@ -17,6 +17,7 @@ from harness.data import DatasetInfo
 from harness.encoding import EncodingInfo
 
 from ..input_shapes import input_shape
+from ..residual import he_initialise
 from ..standardise import Standardise
 from . import ResNetCifarConfig
 
@@ -98,17 +99,7 @@ class ResNetCifar(nn.Module):
         self.pool = nn.AdaptiveAvgPool2d(1)
         self.out_channels = channels
         self.encoding = EncodingInfo(kind="global", dim=channels)
-        self._init_weights()
-
-    def _init_weights(self) -> None:
-        """He et al. 2015: zero-mean Gaussian weights with std sqrt(2 / (k^2 * filters)); BN starts as the
-        identity (weight 1, bias 0)."""
-        for module in self.modules():
-            if isinstance(module, nn.Conv2d):
-                nn.init.kaiming_normal_(module.weight, mode="fan_out", nonlinearity="relu")
-            elif isinstance(module, nn.BatchNorm2d):
-                nn.init.ones_(module.weight)
-                nn.init.zeros_(module.bias)
+        he_initialise(self)
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
         x = self.relu(self.bn1(self.conv1(self.standardise(images))))
