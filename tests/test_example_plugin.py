@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -27,3 +28,10 @@ def test_example_plugin_installs_and_runs_through_reconstruction(tmp_path):
     out = harness("run", "protocol=reconstruction", "encoder=vanilla_pointnet", "decoder=occupancy", "profile=smoke",
                   "encoder.code_size=8")
     assert "succeeded" in out
+    # the contract suite a plugin runs on itself: its module, its encoder's config, build and encoding checked (4);
+    # the decoder and dataset checks have nothing of this plugin to check (2 skipped)
+    tests = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", str(EXAMPLE / "tests")],
+                           env=env, cwd=tmp_path, capture_output=True, text=True, timeout=600)
+    assert tests.returncode == 0, tests.stdout + tests.stderr
+    summary = tests.stdout.strip().splitlines()[-1]
+    assert re.match(r"4 passed, 2 skipped in ", summary), summary

@@ -181,13 +181,8 @@ def test_specs_registered_and_configs_valid():
     assert defaults.query_sigmas == [0.08, 0.02, 0.003] and defaults.query_fractions == [0.01, 0.49, 0.5]
 
 
-def test_listing_stays_torch_free_and_fast():
-    code = ("import sys, time; t = time.time(); from harness.registry import default_registry; default_registry(); "
-            "import harness_plugins.datasets.synthetic_rooms, harness_plugins.datasets.scannet, "
-            "harness_plugins.datasets.s3dis, harness_plugins.datasets.scenenn; "
-            "print(sorted(m for m in ('torch', 'trimesh', 'igl', 'manifold3d') if m in sys.modules), time.time() - t)")
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.split()
-    assert out[0] == "[]", out
+def test_harness_list_shows_the_scene_datasets():
+    """(That their plugin module imports nothing heavy is the contract suite's check, tests/test_contracts.py.)"""
     result = subprocess.run([str(Path(sys.executable).with_name("harness")), "list"], capture_output=True, text=True,
                             check=True)
     assert "synthetic_rooms" in result.stdout and "scenenn" in result.stdout
