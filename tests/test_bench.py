@@ -3,6 +3,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import pytest
+
 from harness.bench import Combination, combinations
 from harness.registry import PluginInfo, Registry
 from harness.specs import (BenchVariant, ComponentSpec, DatasetCaps, DecoderCaps, EncoderCaps, Kind,
@@ -127,3 +129,25 @@ def test_every_registered_encoder_and_decoder_is_benched():
         decoders |= set(heads.values())
     assert encoders == {spec.name for spec in registry.specs(Kind.ENCODER)}
     assert decoders >= {spec.name for spec in registry.specs(Kind.DECODER)}
+
+
+def test_quantisation_bench_schedules_fit_the_smoke_models(tmp_path, monkeypatch):
+    """The bench's per-layer bit schedules are written for ResNet-20's 19 layers: the smoke profile keeps that depth
+    (it had 8, and ``harness bench --profile smoke`` failed the schedule runs)."""
+    from harness.bench import run_bench
+    from harness.registry import default_registry
+
+    monkeypatch.setenv("HARNESS_HOME", str(tmp_path))
+    results = run_bench(default_registry(), "smoke", protocols=["quantisation"])
+    assert results and [o.status if o else error for _, o, error in results] == ["succeeded"] * len(results)
+
+
+@pytest.mark.slow
+def test_every_smoke_bench_combination_succeeds(tmp_path, monkeypatch):
+    from harness.bench import run_bench
+    from harness.registry import default_registry
+
+    monkeypatch.setenv("HARNESS_HOME", str(tmp_path))
+    results = run_bench(default_registry(), "smoke", jobs=2)
+    failed = [(str(c), error) for c, o, error in results if o is None or o.status != "succeeded"]
+    assert len(results) >= 33 and not failed, failed

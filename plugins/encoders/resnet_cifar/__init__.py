@@ -40,7 +40,7 @@ SPEC = ComponentSpec(
     description="CIFAR ResNet of depth 6n+2 (3x3 stem, three stages of n basic blocks with 16/32/64 channels, "
                 "option-A zero-padding shortcuts, global average pool) to a 64-d feature.",
     profiles={
-        "smoke": {"depth": 8},
+        "smoke": {"depth": 20, "base_width": 4},  # the depth the bench's per-layer bit schedules are written for
         "quick": {"depth": 20, "standardise": True},
     },
 )
