@@ -233,9 +233,3 @@ def compress_layers(model: nn.Module, layers: Sequence[Layer], settings: dict[st
         changes.append(LayerChange(layer.name, type(layer.module).__name__, settings[layer.name],
                                    model_size(layer.module), model_size(new)))
     return CompressionReport(before, model_size(model), tuple(changes))
-
-
-class Compressor(Protocol):
-    """What a compressor plugin's factory returns: ``compress`` replaces layers of ``model`` in place."""
-
-    def compress(self, model: nn.Module) -> CompressionReport: ...

@@ -30,8 +30,6 @@ not from the sample dict, so batches stay tensors.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from pathlib import Path
-from typing import Protocol
 
 POINTS = "points"
 POINTS_PART = "points_part"
@@ -72,24 +70,6 @@ class DatasetInfo:
     fingerprint: str = ""
     # modality -> the shape of one sample's input, e.g. {"image": (1, 28, 28)}: encoders size their stems from it
     input_shapes: dict[str, tuple[int, ...]] = field(default_factory=dict)
-
-
-class SplitData(Protocol):
-    """A map-style dataset of one split (a ``torch.utils.data.Dataset``)."""
-
-    def __len__(self) -> int: ...
-
-    def __getitem__(self, index: int) -> dict: ...
-
-
-class Dataset(Protocol):
-    """What a dataset factory returns."""
-
-    info: DatasetInfo
-
-    def split(self, name: str) -> SplitData: ...
-
-    def mesh_path(self, split: str, index: int) -> Path | None: ...
 
 
 def check_split(info: DatasetInfo, name: str) -> None:

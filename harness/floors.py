@@ -23,7 +23,8 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 import numpy as np
 
-from harness.data import IGNORE_INDEX, SplitData
+from harness.contracts import SplitData
+from harness.data import IGNORE_INDEX
 from harness.datacache import fingerprint, locked, write_atomic
 from harness.metrics.directions import metric
 from harness.specs import Kind

@@ -29,7 +29,7 @@ import harness
 from harness import compat, timing
 from harness.config import ROLES, check_run_config, component_config, identity_config
 from harness.curves import collect_curves
-from harness.data import Dataset
+from harness.contracts import Dataset
 from harness.environment import environment
 from harness.registry import Registry
 from harness.specs import ComponentSpec, Kind, load_attribute

@@ -14,7 +14,8 @@ from collections.abc import Iterable, Iterator, Mapping
 
 import numpy as np
 
-from harness.data import SPLITS, Dataset
+from harness.contracts import Dataset
+from harness.data import SPLITS
 
 SplitKeys = Mapping[str, Iterable[str]]  # split name -> the sample keys a protocol reads of its items
 

@@ -8,11 +8,13 @@ it under a ``Test`` name; the harness's own tests run it with ``plugin = None``,
     class TestMyPlugin(ComponentContract):
         plugin = "my_plugin"  # its entry-point name in the group "harness"
 
-What is checked, per component of the plugin (each test is parametrised over them, and skipped where it has none):
+What is checked, per component of the plugin (each test is parametrised over them, and skipped where it has none),
+against the contracts of :mod:`harness.contracts`:
 
 - its plugin module imports none of :data:`HEAVY` (``harness list`` imports every plugin to read the specs);
 - every kind: its config composes through Hydra at each profile (``<kind>=<name> profile=<p>``) into an instance of
   its config dataclass equal to the dataclass built from that profile's overrides (none: the paper's defaults);
+- protocols and compressors: built at the smoke profile, they are a ``RunProtocol`` / ``Compressor``;
 - encoders: built at every profile, they declare the encoding kind of their spec; at the smoke profile, two
   training items of a synthetic dataset of the modality they consume (one they are benched on where possible)
   encode to that kind and the width ``encoding`` declares (a ``grid`` encoding's width is a whole multiple of its
@@ -37,6 +39,7 @@ from typing import Any, ClassVar
 
 import pytest
 
+from harness.contracts import Compressor, Dataset, Encoder, RunProtocol
 from harness.data import DatasetInfo
 from harness.registry import Registry, default_registry
 from harness.specs import ENCODING_KINDS, TASK_TARGETS, ComponentSpec, Kind
@@ -54,10 +57,11 @@ class ComponentContract:
 
     # ----- parametrisation ------------------------------------------------------------------------------------
     def pytest_generate_tests(self, metafunc: pytest.Metafunc) -> None:
-        """Each test names what it checks by its argument: ``spec`` (any kind), ``encoder``, ``decoder``,
-        ``synthetic_dataset`` or ``plugin_module``."""
+        """Each test names what it checks by its argument: ``spec`` (any kind), ``protocol_or_compressor``,
+        ``encoder``, ``decoder``, ``synthetic_dataset`` or ``plugin_module``."""
         registry = default_registry()
         chosen = {"spec": list(self._specs(registry, *Kind)),
+                  "protocol_or_compressor": list(self._specs(registry, Kind.PROTOCOL, Kind.COMPRESSOR)),
                   "encoder": list(self._specs(registry, Kind.ENCODER)),
                   "decoder": list(self._specs(registry, Kind.DECODER)),
                   "synthetic_dataset": [s for s in self._specs(registry, Kind.DATASET) if s.capabilities.synthetic]}
@@ -93,6 +97,13 @@ class ComponentContract:
             expected = spec.config(**spec.profiles.get(profile, {}))
             assert _values(composed) == _values(expected), f"{spec.kind.value} {spec.name}, profile {profile}"
 
+    def test_protocol_or_compressor_builds_to_its_contract(self, protocol_or_compressor: ComponentSpec) -> None:
+        spec = protocol_or_compressor
+        contract = RunProtocol if spec.kind == Kind.PROTOCOL else Compressor
+        built = spec.build(_smoke_config(spec))
+        assert isinstance(built, contract), f"{spec.kind.value} {spec.name} gives a {type(built).__name__}, " \
+                                            f"which lacks {contract.__name__}'s methods"
+
     # ----- encoders -------------------------------------------------------------------------------------------
     def test_encoder_builds_at_every_profile(self, encoder: ComponentSpec) -> None:
         from harness.config import PROFILES
@@ -109,6 +120,7 @@ class ComponentContract:
         caps = encoder.capabilities
         dataset = _synthetic_dataset(caps.consumes, preferred=caps.bench_datasets)
         network = encoder.build(_smoke_config(encoder), dataset.info)
+        assert isinstance(network, Encoder), f"encoder {encoder.name} has no ``encoding``"
         assert network.encoding.kind == caps.produces, (network.encoding, caps)
         split = dataset.split("train")
         batch = default_collate([{caps.consumes: split[i][caps.consumes]} for i in range(ITEMS)])
@@ -133,6 +145,7 @@ class ComponentContract:
     def test_synthetic_dataset_gives_what_it_declares(self, synthetic_dataset: ComponentSpec) -> None:
         caps = synthetic_dataset.capabilities
         dataset = _build_dataset(synthetic_dataset)
+        assert isinstance(dataset, Dataset), f"dataset {synthetic_dataset.name} lacks ``info`` or ``split``"
         assert set(dataset.info.modalities) == set(caps.modalities), (dataset.info.modalities, caps.modalities)
         assert set(caps.targets) <= set(dataset.info.targets), (caps.targets, dataset.info.targets)
         for name in dataset.info.splits:

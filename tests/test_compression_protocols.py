@@ -72,7 +72,7 @@ def test_compression_starts_from_the_task_protocols_own_model_and_an_exact_serie
 def test_compression_accounts_parameters_and_size_exactly(run):
     compressed = values(run("protocol=compression", "compressor=cosconv", "compressor.harmonics=2"))
     encoder = smoke_resnet()
-    head = 64 * 10 + 10
+    head = encoder.encoding.dim * 10 + 10  # the linear classifier (decoder.hidden=0) on the pooled features
     before = sum(p.numel() for p in encoder.parameters()) + head
     kernels = [m.weight.numel() for m in encoder.modules() if isinstance(m, nn.Conv2d)]
     assert all(m.kernel_size == (3, 3) for m in encoder.modules() if isinstance(m, nn.Conv2d))
@@ -114,7 +114,7 @@ def test_quantisation_rows_per_configuration_with_exact_bits(run, home):
     outcome = values(run("protocol=quantisation", "compressor=dsconv", "protocol.configurations=['8','2']"))
     encoder = smoke_resnet()
     convs = [m for m in encoder.modules() if isinstance(m, nn.Conv2d)]
-    total = sum(p.numel() for p in encoder.parameters()) + 64 * 10 + 10
+    total = sum(p.numel() for p in encoder.parameters()) + encoder.encoding.dim * 10 + 10
     assert outcome[("bits", "32-bit Floating Point")] == 32 * total
     for bits in (8, 2):
         # DSConv keeps the first conv and the linear head in float; each other conv stores b bits per weight

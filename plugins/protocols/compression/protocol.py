@@ -10,7 +10,8 @@ from typing import Any
 
 from torch import nn
 
-from harness.compression import CompressionReport, Compressor
+from harness.compression import CompressionReport
+from harness.contracts import Compressor
 from harness.datacache import sha256_file
 from harness.floors import FLOOR_SPLIT
 from harness.metrics.directions import metric
