@@ -18,7 +18,7 @@ from torch import nn
 
 from harness.floors import FLOOR_SPLIT, best_per_metric, cached_for_run, metrics_from_json, metrics_to_json
 from harness.metrics.directions import direction, metric
-from harness.runner import RunContext
+from harness.runner import RunContext, RunSetup
 from harness.specs import ComponentSpec, Kind
 from harness.split_checks import SplitKeys, check_splits
 from harness.store import Metric
@@ -129,10 +129,15 @@ class TaskProtocol:
                 + self.floors(ctx).metrics)
 
 
+def task_protocol_name(setup: RunSetup) -> str:
+    """The protocol that trains the run's decoder task (a ValueError naming the decoder where none does)."""
+    task = setup.specs["decoder"].capabilities.task
+    if task not in TASK_PROTOCOLS:
+        raise ValueError(f"decoder {setup.specs['decoder'].name} is for {task}; a baseline can be trained for "
+                         f"{', '.join(TASK_PROTOCOLS)}")
+    return TASK_PROTOCOLS[task]
+
+
 def task_protocol(ctx: RunContext) -> TaskProtocol:
     """The protocol of the run's decoder task, with its defaults and this run's profile."""
-    task = ctx.specs["decoder"].capabilities.task
-    if task not in TASK_PROTOCOLS:
-        raise ValueError(f"decoder {ctx.specs['decoder'].name} is for {task}; a baseline can be trained for "
-                         f"{', '.join(TASK_PROTOCOLS)}")
-    return ctx.build_named(Kind.PROTOCOL, TASK_PROTOCOLS[task])
+    return ctx.build_named(Kind.PROTOCOL, task_protocol_name(ctx))

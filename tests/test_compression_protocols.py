@@ -16,8 +16,8 @@ from harness.data import DatasetInfo
 from harness.leaderboard import ProtocolBoard, render_leaderboards
 from harness.pareto import ParetoPoints, pareto_points
 from harness.registry import default_registry
-from harness.runner import RunFailed, execute, method_label
-from harness.specs import Kind, ParetoAxes
+from harness.runner import RunFailed, RunSetup, execute, method_label, resolve_specs, run_identity
+from harness.specs import Kind, ParetoAxes, load_attribute
 from harness.store import Metric, RunRecord, Store
 
 IMAGES = ["dataset=synthetic_images", "encoder=resnet_cifar", "decoder=classifier", "decoder.hidden=0"]
@@ -182,3 +182,25 @@ def test_pareto_points_include_each_methods_uncompressed_baseline():
     points = pareto_points(frame, ParetoAxes("size_mb", ("top1",)))
     assert set(points.points) == {("net + cosconv (h 2)", 1.0, 0.8), ("net uncompressed", 2.0, 0.9),
                                   ("net uncompressed, fine-tuned alike", 2.0, 0.95)}
+
+
+@pytest.mark.parametrize("protocol", ["compression", "quantisation"])
+def test_the_baselines_training_schedule_is_part_of_the_runs_identity(protocol, monkeypatch):
+    """The baseline is trained by the task's protocol at the run's profile; a change there (a new profile, a new
+    version) must rerun compression and quantisation runs rather than skip them as measured: their own config does
+    not hold it."""
+    registry = default_registry()
+    register_configs(registry)
+    cfg = compose_config([f"protocol={protocol}", "dataset=synthetic_images", "encoder=resnet_cifar",
+                          "decoder=classifier", "compressor=dsconv", "profile=quick"])
+    specs = resolve_specs(cfg, registry)
+
+    def identity() -> str:
+        setup = RunSetup(cfg=cfg, specs=specs, dataset=None, registry=registry)
+        fingerprints = load_attribute(specs["protocol"].capabilities.data_fingerprints)(setup)
+        return run_identity(cfg, specs, "fingerprint", data=fingerprints)
+
+    before = identity()
+    assert identity() == before
+    monkeypatch.setitem(registry.get(Kind.PROTOCOL, "classification").profiles["quick"], "steps", 301)
+    assert identity() != before

@@ -81,7 +81,7 @@ SPEC = ComponentSpec(
                BenchVariant(("compressor=dsconv", "compressor.bits=4"), datasets=("synthetic_images",)),
                BenchVariant(("compressor=bfp", "compressor.bits=6"), datasets=("synthetic_shapes",),
                             inputs=("points",), tasks=("occupancy",))),
-        data_fingerprints="harness_plugins.protocols.compression.protocol:checkpoint_fingerprint",
+        data_fingerprints="harness_plugins.protocols.compression.protocol:baseline_fingerprint",
         claims=CLAIMS,
     ),
     version="1",

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import copy
 import dataclasses
+import hashlib
 import json
 import pickle
 from pathlib import Path
@@ -17,7 +18,8 @@ from harness.floors import FLOOR_SPLIT
 from harness.metrics.directions import metric
 from harness.runner import RunContext, RunSetup
 from harness.store import Metric
-from harness.task_protocol import TaskProtocol, task_protocol
+from harness.specs import Kind
+from harness.task_protocol import TaskProtocol, task_protocol, task_protocol_name
 from harness.trained import train_once
 from harness.training import load_checkpoint
 from harness.training_config import schedule_fields
@@ -33,11 +35,17 @@ def checkpoint_file(config: BaselineConfig) -> Path:
     return path
 
 
-def checkpoint_fingerprint(setup: RunSetup) -> dict[str, str]:
-    """The baseline weights file's content hash, part of the run's identity (``ProtocolCaps.data_fingerprints``):
-    a run whose ``protocol.checkpoint`` file changed is rerun, not skipped. None when the task trains it."""
+def baseline_fingerprint(setup: RunSetup) -> dict[str, str]:
+    """What decides the baseline weights besides the run's own config, part of its identity
+    (``ProtocolCaps.data_fingerprints``): the ``protocol.checkpoint`` file's content hash, or else the training
+    schedule of the task's protocol (its spec's version and its config at this profile), which can change apart from
+    this run's config. Either changed reruns the run instead of skipping it as already measured."""
     config = setup.config("protocol")
-    return {"checkpoint": sha256_file(checkpoint_file(config))} if config.checkpoint else {}
+    if config.checkpoint:
+        return {"checkpoint": sha256_file(checkpoint_file(config))}
+    spec, schedule = setup.named_spec_and_config(Kind.PROTOCOL, task_protocol_name(setup))
+    trainer = json.dumps([spec.name, spec.version, dataclasses.asdict(schedule)], sort_keys=True, default=str)
+    return {"baseline training": hashlib.sha256(trainer.encode()).hexdigest()[:16]}
 
 
 def baseline_model(ctx: RunContext, task: TaskProtocol, config: BaselineConfig) -> tuple[nn.Module, dict[str, Any]]:

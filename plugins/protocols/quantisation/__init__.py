@@ -77,7 +77,7 @@ SPEC = ComponentSpec(
         floor_label=TASK_FLOOR_LABEL,
         breakdown="configuration",
         pareto=ParetoAxes(size="size_mb", quality=("top1", "iou", "miou")),
-        data_fingerprints="harness_plugins.protocols.compression.protocol:checkpoint_fingerprint",
+        data_fingerprints="harness_plugins.protocols.compression.protocol:baseline_fingerprint",
         # uniform bit-widths on every model, and on ResNet-20 a decreasing schedule and its reverse
         reuses=("classification", "reconstruction", "segmentation"),  # the baseline is their training
         bench=(BenchVariant(("compressor=dsconv", "compressor.exempt_first=false",
