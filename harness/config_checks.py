@@ -23,6 +23,11 @@ class FieldError(ConfigError):
         self.field, self.value, self.requirement = field, value, requirement
 
 
+def is_number(value: Any) -> bool:
+    """An int or a float, not a bool (which Python counts as a number): what a numeric config field accepts."""
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
 def _require(config: object, names: Iterable[str], ok: Callable[[Any], bool], requirement: str) -> None:
     """Raise a FieldError for the first named field failing ``ok``; a list field must pass ``ok`` entry by entry, and
     a value that is not a number fails."""

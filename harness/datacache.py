@@ -603,6 +603,20 @@ class OccupancySampling:
         """The fields that change derived samples (the rest only change how items draw from them)."""
         return {name: getattr(self, name) for name in ("n_occupancy", "near_fraction", "near_sigma", "padding")}
 
+    def occupancy_points(self, vertices: np.ndarray, faces: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+        """One normalised shape's ``n_occupancy`` stored query points (:func:`harness.geometry.mesh.sample_queries`
+        with these fields) in float16, as the cache keeps them: their occupancy is computed on exactly these values."""
+        from harness.geometry.mesh import sample_queries  # heavy (trimesh): only deriving processes import it
+
+        return sample_queries(vertices, faces, self.n_occupancy, rng, padding=self.padding,
+                              near_fraction=self.near_fraction, near_sigma=self.near_sigma).astype(np.float16)
+
+
+def shape_rng(seed: int, key: str) -> np.random.Generator:
+    """The generator of one shape's derived samples, from the dataset's ``seed`` and the shape's ``key`` (its path in
+    the dataset): the same samples in every build, worker process and order."""
+    return np.random.default_rng(np.random.SeedSequence(seed, spawn_key=(zlib.crc32(key.encode()),)))
+
 
 @dataclasses.dataclass(frozen=True)
 class ItemSizes:

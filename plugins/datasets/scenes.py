@@ -44,6 +44,7 @@ from typing import Any
 import numpy as np
 
 from harness import data as keys
+from harness.config_checks import is_number
 from harness.data import DatasetInfo, check_split
 from harness.datacache import (DataFileError, FileRecord, SeededSplit, VerifiedCache, check_disjoint_splits,
                                check_fields, check_index, ensure_cache, npz_bytes, ply_bytes, read_arrays, shape_files,
@@ -108,9 +109,9 @@ class SceneSampling:
         if not sigmas or len(sigmas) != len(fractions):
             raise ValueError(f"{dataset}: query_sigmas and query_fractions must be non-empty lists of one length, "
                              f"got {sigmas} and {fractions}")
-        if not all(_number(s) and s >= 0 for s in sigmas):
+        if not all(is_number(s) and s >= 0 for s in sigmas):
             raise ValueError(f"{dataset}: query_sigmas must be numbers >= 0, got {sigmas}")
-        if not all(_number(f) and f >= 0 for f in fractions) or not sum(fractions) > 0:
+        if not all(is_number(f) and f >= 0 for f in fractions) or not sum(fractions) > 0:
             raise ValueError(f"{dataset}: query_fractions must be numbers >= 0 with a positive sum, got {fractions}")
         for name, limit, source in (("input_points", self.n_input, "n_input"),
                                     ("query_points", self.n_queries, "n_queries"),
@@ -129,10 +130,6 @@ class SceneSampling:
         return [counts[str(g)] for g in range(len(self.query_fractions))]
 
 
-def _number(value: Any) -> bool:
-    return isinstance(value, (int, float)) and not isinstance(value, bool)
-
-
 # The real scene datasets' smoke and quick sizes (overrides of SceneSampling's fields; one dict shared by them)
 SCENE_SAMPLING_PROFILES: dict[str, dict[str, Any]] = {
     "smoke": {"n_input": 1024, "n_queries": 4096, "n_surface": 4096, "input_points": 512, "query_points": 1024,
@@ -144,7 +141,7 @@ SCENE_SAMPLING_PROFILES: dict[str, dict[str, Any]] = {
 
 
 def check_fraction(dataset: str, name: str, value: Any) -> None:
-    if not _number(value) or not 0 <= value < 1:
+    if not is_number(value) or not 0 <= value < 1:
         raise ValueError(f"{dataset}: {name} must be a number in [0, 1), got {value!r}")
 
 

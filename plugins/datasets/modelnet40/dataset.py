@@ -19,7 +19,6 @@ normalised into the unit sphere, with optional Gaussian ``jitter``), their ``nor
 from __future__ import annotations
 
 import functools
-import zlib
 from pathlib import Path
 from typing import Any
 
@@ -29,8 +28,8 @@ from harness import data as keys
 from harness.data import DatasetInfo, check_split
 from harness.datacache import (CachedSplit, DataFileError, FileRecord, ItemSizes, SeededSplit, VerifiedCache,
                                check_disjoint_splits, check_index, clean_mesh, ensure_cache, file_stats, fingerprint,
-                               npz_bytes, numbered_lines, plain_copy, ply_bytes, read_table, require_root, shape_files,
-                               split_by_fractions, unit_sphere, write_atomic)
+                               npz_bytes, numbered_lines, plain_copy, ply_bytes, read_table, require_root,
+                               shape_files, shape_rng, split_by_fractions, unit_sphere, write_atomic)
 
 from .config import (LOADER_VERSION, MESH_LAYOUT, RESAMPLED_LAYOUT, ModelNet40Config, ModelNet40ResampledConfig,
                      ModelNetFields)
@@ -102,20 +101,18 @@ def derive_shape(config: ModelNet40Config, directory: Path, split: str, index: i
                  label: int) -> dict[str, FileRecord]:
     """Worker job: normalise one mesh, sample it and write its cache files (``key`` seeds the samples)."""
     from harness.geometry.inside import contains  # heavy (igl, trimesh): only deriving processes import it
-    from harness.geometry.mesh import normalize_mesh, sample_queries, sample_surface
+    from harness.geometry.mesh import normalize_mesh, sample_surface
 
     path = Path(source)
     vertices, faces = read_off(path)
-    rng = np.random.default_rng(np.random.SeedSequence(config.seed, spawn_key=(zlib.crc32(key.encode()),)))
+    rng = shape_rng(config.seed, key)
     try:
         vertices, faces = clean_mesh(vertices, faces)  # first: unreferenced vertices must not set the scale
         normalized, loc, scale = normalize_mesh(vertices)
         surface, normals, _ = sample_surface(normalized, faces, config.n_surface, rng)
-        occ_points = sample_queries(normalized, faces, config.n_occupancy, rng, padding=config.padding,
-                                    near_fraction=config.near_fraction, near_sigma=config.near_sigma)
+        occ_points = config.occupancy_points(normalized, faces, rng)
     except ValueError as exc:  # a degenerate mesh: all vertices in one point, or no area
         raise DataFileError(path, str(exc)) from exc
-    occ_points = occ_points.astype(np.float16)
     arrays = {
         "vertices": normalized.astype(np.float32),
         "faces": faces.astype(np.int32),

@@ -27,7 +27,6 @@ from __future__ import annotations
 
 import functools
 import logging
-import zlib
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -40,7 +39,7 @@ from harness.data import SPLITS, DatasetInfo, check_split
 from harness.datacache import (DataFileError, FileRecord, ItemSizes, SampledSplit, VerifiedCache,
                                check_disjoint_splits, check_index, clean_mesh, ensure_cache, file_stats, fingerprint,
                                fit_checked, load_npz, numbered_lines, plain_copy, read_mesh, read_verified,
-                               require_root, split_by_fractions, write_fitted_shape)
+                               require_root, shape_rng, split_by_fractions, write_fitted_shape)
 
 from .binvox import read_binvox
 from .config import LAYOUT, LOADER_VERSION, MESH_LAYOUT, ShapeNetONetConfig
@@ -92,7 +91,6 @@ def derive_shape(config: ShapeNetONetConfig, directory: Path, root: str, mesh_ro
     """Worker job: fit the v2 mesh into the point cloud's frame, draw occupancy points, label them from the
     voxels or the mesh, and write the samples and the fitted mesh."""
     from harness.geometry.inside import contains
-    from harness.geometry.mesh import sample_queries
 
     shape_dir = f"{synset}/{model}"
     cloud_path = Path(root) / shape_dir / "pointcloud.npz"
@@ -100,9 +98,7 @@ def derive_shape(config: ShapeNetONetConfig, directory: Path, root: str, mesh_ro
     obj, *binvox = source_files(Path(root), Path(mesh_root), shape_dir, source)
     vertices, faces = read_mesh(obj)
     frame, fitted, residual = fit_checked(obj, vertices, faces, cloud_path, cloud)
-    rng = np.random.default_rng(np.random.SeedSequence(config.seed, spawn_key=(zlib.crc32(shape_dir.encode()),)))
-    occ_points = sample_queries(fitted, faces, config.n_occupancy, rng, padding=config.padding,
-                                near_fraction=config.near_fraction, near_sigma=config.near_sigma).astype(np.float16)
+    occ_points = config.occupancy_points(fitted, faces, shape_rng(config.seed, shape_dir))
     exact = occ_points.astype(np.float64)  # labelled as stored
     occupancy = (read_binvox(binvox[0]).contains(frame.inverse(exact)) if binvox
                  else contains(*clean_mesh(fitted, faces), exact))

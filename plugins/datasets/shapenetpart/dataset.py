@@ -30,7 +30,6 @@ from __future__ import annotations
 
 import functools
 import json
-import zlib
 from pathlib import Path
 from typing import Any
 
@@ -41,7 +40,7 @@ from harness.data import SPLITS, DatasetInfo, check_split
 from harness.datacache import (CachedSplit, DataFileError, FileRecord, ItemSizes, SeededSplit, VerifiedCache,
                                check_disjoint_splits, check_index, clean_mesh, ensure_cache, file_stats, fingerprint,
                                fit_checked, numbered_lines, plain_copy, read_mesh, read_table, require_root,
-                               shape_files, split_by_fractions, unit_sphere, write_fitted_shape)
+                               shape_files, shape_rng, split_by_fractions, unit_sphere, write_fitted_shape)
 
 from .config import (BENCHMARK, CATEGORIES, LAYOUT, LOADER_VERSION, MESH_LAYOUT, SYNSETS, ShapeNetPartConfig,
                      ShapeNetPartImplicitConfig, part_vocabulary)
@@ -144,7 +143,7 @@ def derive_shape(config: ShapeNetPartConfig, directory: Path, split: str, index:
     from pykdtree.kdtree import KDTree  # heavy (igl, trimesh): only deriving processes import them
 
     from harness.geometry.inside import contains
-    from harness.geometry.mesh import normalize_mesh, sample_queries
+    from harness.geometry.mesh import normalize_mesh
 
     cloud_path, obj_path = Path(cloud), Path(obj)
     table, parts = read_cloud(cloud_path, part_range)
@@ -155,9 +154,7 @@ def derive_shape(config: ShapeNetPartConfig, directory: Path, split: str, index:
     vertices, faces = read_mesh(obj_path)
     frame, fitted, residual = fit_checked(obj_path, vertices, faces, cloud_path, points)
     key = f"{cloud_path.parent.name}/{cloud_path.stem}"
-    rng = np.random.default_rng(np.random.SeedSequence(config.seed, spawn_key=(zlib.crc32(key.encode()),)))
-    occ_points = sample_queries(fitted, faces, config.n_occupancy, rng, padding=config.padding,
-                                near_fraction=config.near_fraction, near_sigma=config.near_sigma).astype(np.float16)
+    occ_points = config.occupancy_points(fitted, faces, shape_rng(config.seed, key))
     exact = occ_points.astype(np.float64)  # labelled as stored
     occupancy = contains(*clean_mesh(fitted, faces), exact)
     nearest = KDTree(points).query(exact, k=1)[1]

@@ -10,9 +10,10 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+from harness.config_checks import is_number
 from harness.datacache import check_fields
 
-from ..scenes import SceneSampling, _number
+from ..scenes import SceneSampling
 
 GENERATOR_VERSION = "1"  # bump whenever generated content changes: it is part of the cache fingerprint
 
@@ -60,12 +61,12 @@ class SyntheticRoomsConfig(SceneSampling):
                 raise ValueError(f"{name}: {field_name} must be an integer >= 0, got {getattr(self, field_name)!r}")
         if not self.train_rooms + self.val_rooms + self.test_rooms:
             raise ValueError(f"{name}: train_rooms, val_rooms and test_rooms are all 0")
-        if not (_number(self.ceiling_probability) and 0 <= self.ceiling_probability <= 1):
+        if not (is_number(self.ceiling_probability) and 0 <= self.ceiling_probability <= 1):
             raise ValueError(f"{name}: ceiling_probability must be a number in [0, 1], got "
                              f"{self.ceiling_probability!r}")
-        if not (_number(self.scan_fov) and 0 < self.scan_fov < 180):
+        if not (is_number(self.scan_fov) and 0 < self.scan_fov < 180):
             raise ValueError(f"{name}: scan_fov must be a number of degrees in (0, 180), got {self.scan_fov!r}")
-        if not (_number(self.scan_max_range) and self.scan_max_range > 0.5):
+        if not (is_number(self.scan_max_range) and self.scan_max_range > 0.5):
             raise ValueError(f"{name}: scan_max_range must be a number of metres > 0.5, got {self.scan_max_range!r}")
         self.check_sampling(name)
 

@@ -9,6 +9,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+from harness.config_checks import is_number
+
 from .vocab import CATEGORIES, CATEGORY_PARTS
 
 GENERATOR_VERSION = "2"  # bump whenever generated content changes: it is part of the cache fingerprint
@@ -99,18 +101,18 @@ class SyntheticShapesConfig:
         checks += [(name, _is_int(getattr(self, name)) and getattr(self, name) >= 1, "an integer >= 1")
                    for name in counts]
         checks += [
-            ("edge_length", _is_number(self.edge_length) and 0 < self.edge_length <= 1, "a number in (0, 1]"),
-            ("near_fraction", _is_number(self.near_fraction) and 0 <= self.near_fraction <= 1, "a number in [0, 1]"),
-            ("near_sigma", _is_number(self.near_sigma) and self.near_sigma > 0, "a number > 0"),
-            ("padding", _is_number(self.padding) and self.padding >= 0, "a number >= 0"),
-            ("input_noise", _is_number(self.input_noise) and self.input_noise >= 0, "a number >= 0"),
+            ("edge_length", is_number(self.edge_length) and 0 < self.edge_length <= 1, "a number in (0, 1]"),
+            ("near_fraction", is_number(self.near_fraction) and 0 <= self.near_fraction <= 1, "a number in [0, 1]"),
+            ("near_sigma", is_number(self.near_sigma) and self.near_sigma > 0, "a number > 0"),
+            ("padding", is_number(self.padding) and self.padding >= 0, "a number >= 0"),
+            ("input_noise", is_number(self.input_noise) and self.input_noise >= 0, "a number >= 0"),
             # outside the bounding sphere of the unit cube, so no shape reaches the camera
-            ("view_radius", _is_number(self.view_radius) and self.view_radius > 3 ** 0.5 / 2,
+            ("view_radius", is_number(self.view_radius) and self.view_radius > 3 ** 0.5 / 2,
              "a number > sqrt(3)/2"),
             # strictly between the poles, where "up" would be the viewing direction
-            ("view_elevation", _is_number(self.view_elevation) and -90 < self.view_elevation < 90,
+            ("view_elevation", is_number(self.view_elevation) and -90 < self.view_elevation < 90,
              "a number in (-90, 90)"),
-            ("view_focal", _is_number(self.view_focal) and self.view_focal > 0, "a number > 0"),
+            ("view_focal", is_number(self.view_focal) and self.view_focal > 0, "a number > 0"),
         ]
         for name, ok, expected in checks:
             if not ok:
@@ -126,10 +128,6 @@ class SyntheticShapesConfig:
 
 def _is_int(value: Any) -> bool:
     return isinstance(value, int) and not isinstance(value, bool)
-
-
-def _is_number(value: Any) -> bool:
-    return isinstance(value, (int, float)) and not isinstance(value, bool)
 
 
 # Field overrides per profile. smoke: a CI-sized dataset of 32 shapes; quick: 424 shapes (200 to test: one moves a
