@@ -99,13 +99,12 @@ def _default_store_url(registry) -> str:
 def cmd_leaderboard(argv: Sequence[str]) -> int:
     registry = _registry()
     parser = argparse.ArgumentParser(prog="harness leaderboard")
-    parser.add_argument("--store", default=_default_store_url(registry),
-                        help="results store URL (SQLAlchemy), read only")
+    parser.add_argument("--store", help="results store URL (SQLAlchemy), read only; default: the harness's own store")
     parser.add_argument("--out", default="leaderboards", help="folder of the markdown files")
     parser.add_argument("--allow-shrink", action="store_true",
                         help="overwrite pages even when the store has fewer measured rows than they show")
     args = parser.parse_args(argv)
-    return _write_leaderboards(registry, args.store, Path(args.out), args.allow_shrink)
+    return _write_leaderboards(registry, args.store or _default_store_url(registry), Path(args.out), args.allow_shrink)
 
 
 def _write_leaderboards(registry, store_url: str, out: Path, allow_shrink: bool) -> int:

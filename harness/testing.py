@@ -28,6 +28,7 @@ Datasets are generated into ``HARNESS_CACHE`` (a temporary folder if unset) and 
 """
 from __future__ import annotations
 
+import functools
 import os
 import subprocess
 import sys
@@ -81,7 +82,7 @@ class ComponentContract:
             yield from (s for s in registry.specs(kind) if self.plugin is None or s.plugin == self.plugin)
 
     # ----- every kind -----------------------------------------------------------------------------------------
-    def test_plugin_module_imports_no_torch(self, plugin_module: str) -> None:
+    def test_plugin_module_imports_nothing_heavy(self, plugin_module: str) -> None:
         code = (f"import sys, importlib; importlib.import_module({plugin_module!r}); "
                 f"heavy = sorted({set(HEAVY)!r} & set(sys.modules)); "
                 f"assert not heavy, f'importing {plugin_module} imports {{heavy}}'")
@@ -175,7 +176,14 @@ def _cache_dir() -> Path:
 
 
 def _build_dataset(spec: ComponentSpec) -> Any:
-    return spec.build(_smoke_config(spec), cache_dir=_cache_dir())
+    return _built_dataset(spec.name, _cache_dir())
+
+
+@functools.lru_cache(maxsize=None)
+def _built_dataset(name: str, cache_dir: Path) -> Any:
+    """A registered dataset built at the smoke profile once per cache: several checks read the same one."""
+    spec = default_registry().get(Kind.DATASET, name)
+    return spec.build(_smoke_config(spec), cache_dir=cache_dir)
 
 
 def _synthetic_datasets() -> list[ComponentSpec]:
@@ -221,5 +229,6 @@ def _check_encoding(encoding: Any, kind: str, dim: int, what: str) -> None:
 
 
 def _shape(value: Any) -> Any:
-    return getattr(value, "shape", [getattr(v, "shape", type(v)) for v in value] if isinstance(value, (list, tuple))
-                   else type(value))
+    if isinstance(value, (list, tuple)):
+        return [getattr(v, "shape", type(v)) for v in value]
+    return getattr(value, "shape", type(value))
